@@ -1,0 +1,33 @@
+# Every target sets up what it needs first (scripts/setup.sh is idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= runs/demo
+
+.PHONY: setup test test-jetson demo lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+test: setup
+	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks
+	$(PY) -m mypy
+	$(PY) -m pytest -q
+
+# On a Jetson (or any machine with TensorRT and a GPU): only the tests that need them.
+test-jetson: setup
+	$(PY) -m pytest -q -m "jetson or gpu" --run-device
+
+demo: setup
+	$(PY) -m edge.demo --out $(DEMO_DIR)
+
+bench: setup
+	$(PY) benchmarks/bench_nms.py
+	$(PY) benchmarks/bench_preprocess.py
+	$(PY) benchmarks/bench_cli_overhead.py
+	$(PY) benchmarks/bench_import.py
+
+lint: setup
+	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks
+
+clean:
+	rm -rf $(VENV) .typings runs .pytest_cache .mypy_cache

@@ -1,0 +1,1 @@
+"""Bundles, flashing to Jetsons over SSH, and fleet rollouts. Built in a later issue."""

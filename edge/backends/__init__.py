@@ -1,0 +1,26 @@
+"""Inference backends behind one interface (`base.Backend`); each imports its runtime lazily."""
+
+from __future__ import annotations
+
+from edge.backends.base import Backend, TensorSpec
+from edge.errors import JetkitError
+
+BACKENDS = ("onnxruntime", "tensorrt")
+
+__all__ = ["BACKENDS", "Backend", "TensorSpec", "open_backend"]
+
+
+def open_backend(path: str, backend: str | None = None, **options: object) -> Backend:
+    """Open `path` with the named backend, or the one its file type implies (`.onnx` → ONNX
+    Runtime, `.engine`/`.plan` → TensorRT)."""
+    if backend is None:
+        backend = "tensorrt" if str(path).endswith((".engine", ".plan", ".trt")) else "onnxruntime"
+    if backend == "onnxruntime":
+        from edge.backends.onnxruntime import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, **options)  # type: ignore[arg-type]
+    if backend == "tensorrt":
+        from edge.backends.tensorrt import TensorRTBackend
+
+        return TensorRTBackend(path, **options)  # type: ignore[arg-type]
+    raise JetkitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

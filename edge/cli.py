@@ -1,0 +1,51 @@
+"""`jetkit`: one command line whose verbs each package registers (entry points `jetkit.verbs`).
+
+A verb's `register(subparsers)` adds its sub-parser and sets `handler=fn(args) -> int`. A
+JetkitError anywhere becomes one line `jetkit: error: …` and exit status 2; `--debug` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+
+from edge.errors import JetkitError
+
+VERB_GROUP = "jetkit.verbs"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jetkit",
+        description="Train, distil, quantize, deploy and run detectors on NVIDIA Jetson.",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
+    subparsers.required = True
+    for entry in sorted(entry_points(group=VERB_GROUP), key=lambda e: e.name):
+        entry.load()(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.handler(args) or 0)
+    except JetkitError as exc:
+        if debug:
+            raise
+        print(f"jetkit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jetkit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a development machine (Debian 12, as root or with sudo): the Debian
+# packages jetkit's tests use, a virtual environment in .venv, the CPU build of torch where no
+# GPU is present, the project with its dev extras, and the TensorRT type stubs for mypy.
+# Re-running it does only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+# The torch build to take. On machines without a GPU this must be a CPU build: a bare `torch`
+# requirement pulls a multi-GB CUDA build. Override TORCH_SPEC / TORCH_PIP_ARGS elsewhere, e.g.
+# TORCH_PIP_ARGS="--index-url <your PyTorch CPU wheel index>".
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+TORCH_PIP_ARGS=${TORCH_PIP_ARGS:-}
+TRT_STUBS=${TRT_STUBS:-tensorrt-stubs==10.13.0.35.1}
+
+# GStreamer with the introspection data PyGObject needs, and what building PyGObject needs.
+APT_PACKAGES=(
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+    libgirepository1.0-dev libcairo2-dev pkg-config
+)
+
+log() { printf 'setup: %s\n' "$*"; }
+
+install_apt_packages() {
+    local missing=()
+    for pkg in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null; then
+        log "missing Debian packages ${missing[*]} and no apt-get here; install them by hand"
+        return 1
+    fi
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    log "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+has_gpu() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
+
+install_python_packages() {
+    [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+    local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+    if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+        if has_gpu; then
+            log "GPU found: installing torch with CUDA"
+            "${pip[@]}" install torch
+        else
+            log "no GPU: installing the CPU build $TORCH_SPEC"
+            # shellcheck disable=SC2086
+            "${pip[@]}" install "$TORCH_SPEC" $TORCH_PIP_ARGS
+        fi
+    fi
+    local stamp="$VENV/.jetkit-installed"
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        log "installing jetkit[dev]"
+        "${pip[@]}" install -e '.[dev]'
+        touch "$stamp"
+    fi
+    if [ ! -f .typings/tensorrt/__init__.pyi ]; then
+        log "installing $TRT_STUBS into .typings (for mypy only)"
+        "${pip[@]}" install --no-deps --target .typings "$TRT_STUBS"
+    fi
+}
+
+install_apt_packages
+install_python_packages

@@ -1,0 +1,1 @@
+"""Host-side training and distillation (torch). Built in a later issue; see DESIGN.md."""
