@@ -18,7 +18,7 @@ test-jetson: setup
 	$(PY) -m pytest -q -m "jetson or gpu" --run-device
 
 demo: setup
-	$(PY) -m edge.demo --out $(DEMO_DIR)
+	bash scripts/demo.sh $(DEMO_DIR)
 
 bench: setup
 	$(PY) benchmarks/bench_nms.py

@@ -23,9 +23,11 @@ STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "decode_nms")
 
 
 def trtexec_percentile(sorted_ms: np.ndarray, percent: float) -> float:
-    """trtexec's percentile: the sorted sample at index `max(n - 1 - int((1 - p/100) * n), 0)`."""
+    """trtexec's percentile: the sorted sample at index `max(n - 1 - int((1 - p/100) * n), 0)`
+    (computed as `(100 - p) * n / 100` so that p=90 of 100 samples is not off by one in binary
+    floating point)."""
     n = sorted_ms.shape[0]
-    return float(sorted_ms[max(n - 1 - int((1 - percent / 100) * n), 0)])
+    return float(sorted_ms[max(n - 1 - int((100 - percent) * n / 100), 0)])
 
 
 def summarize_ms(samples_ms: list[float] | np.ndarray) -> dict[str, float]:

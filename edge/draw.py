@@ -9,7 +9,7 @@ def class_color_bgr(class_id: int) -> tuple[int, int, int]:
     """A stable, distinct colour per class (golden-ratio hue steps)."""
     import colorsys
 
-    r, g, b = colorsys.hsv_to_rgb((class_id * 0.618034) % 1.0, 0.85, 0.95)
+    r, g, b = colorsys.hsv_to_rgb((0.33 + class_id * 0.618034) % 1.0, 0.85, 0.95)
     return int(b * 255), int(g * 255), int(r * 255)
 
 
@@ -25,12 +25,13 @@ def annotate(
 
     canvas = frame_bgr.copy()
     thickness = max(1, round(min(canvas.shape[:2]) / 400))
+    font_scale = max(0.5, min(canvas.shape[:2]) / 1200)
     for box, score, label, class_id in zip(xyxy, scores, labels, class_ids, strict=True):
         color = class_color_bgr(int(class_id))
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
         caption = f"{label} {score:.2f}"
-        (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = max(y0 - text_h - baseline, 0)
         cv2.rectangle(canvas, (x0, top), (x0 + text_w, top + text_h + baseline), color, -1)
         cv2.putText(
@@ -38,9 +39,9 @@ def annotate(
             caption,
             (x0, top + text_h),
             cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
+            font_scale,
             (0, 0, 0),
-            1,
+            thickness,
             cv2.LINE_AA,
         )
     return canvas

@@ -41,25 +41,29 @@ def nms(
     group_ids: np.ndarray | None = None,
     kind: str = "iou",
     max_detections: int | None = None,
+    max_per_group: int | None = None,
 ) -> np.ndarray:
     """Greedy NMS. Returns the kept indices `(K,)`, highest score first (ties: lower index first).
 
     `xyxy (N,4)`, `scores (N,)`. A box is suppressed by a kept, higher-ranked box of the same
     group whose overlap exceeds `iou_threshold`; `group_ids (N,)` (class ids, or image × classes +
     class id for a batch) makes it class-aware, `None` class-agnostic. `kind` is the overlap
-    measure: "iou", or "diou" for DIoU-NMS.
+    measure: "iou", or "diou" for DIoU-NMS. `max_detections` caps the result; `max_per_group`
+    stops a group after that many kept boxes (for a batch whose groups are image × class, pass
+    the per-image cap: a group's later boxes cannot enter its image's top anyway).
     """
     n = scores.shape[0]
     if n == 0:
         return np.empty(0, dtype=np.int64)
     limit = n if max_detections is None else min(max_detections, n)
+    rounds = limit if max_per_group is None else min(limit, max_per_group)
     order = _sorted_by_group_then_score(scores, group_ids)
     index = order
     groups = np.zeros(n, dtype=np.int64) if group_ids is None else group_ids[order]
     x0, y0, x1, y1 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
     kept = []
     # A group that already kept `limit` boxes cannot place another in the overall top `limit`.
-    for _ in range(limit):
+    for _ in range(rounds):
         is_head, head_of = _segment_heads(groups)
         kept.append(index[is_head])
         overlap = iou_of_coords(
@@ -84,7 +88,6 @@ def soft_nms(
     iou_threshold: float = 0.3,
     score_threshold: float = 0.001,
     method: str = "gaussian",
-    max_detections: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Soft-NMS (Bodla et al. 2017): overlapping boxes get their scores decayed, not removed.
 
@@ -129,7 +132,7 @@ def soft_nms(
         x0, y0, x1, y1 = x0[survive], y0[survive], x1[survive], y1[survive]
     keep = np.concatenate(kept_index)
     decayed = np.concatenate(kept_score)
-    rank = np.lexsort((keep, -decayed))[:max_detections]
+    rank = np.lexsort((keep, -decayed))
     return keep[rank], decayed[rank]
 
 

@@ -33,14 +33,13 @@ def suppress(
         keep = np.lexsort((np.arange(scores.shape[0]), -scores))
     else:
         groups = image_ids if kind == "agnostic" else image_ids * num_classes + class_ids
-        cap = max_detections * len(candidates)
         if kind == "soft":
-            keep, decayed = soft_nms(xyxy, scores, groups, max_detections=cap)
+            keep, decayed = soft_nms(xyxy, scores, groups)
             scores = scores.copy()
             scores[keep] = decayed
         else:
             overlap = "diou" if kind == "diou" else "iou"
-            keep = nms(xyxy, scores, iou_threshold, groups, overlap, max_detections=cap)
+            keep = nms(xyxy, scores, iou_threshold, groups, overlap, max_per_group=max_detections)
     # `keep` is in score order; split it per image, keeping each image's best `max_detections`.
     keep = keep[np.argsort(image_ids[keep], kind="stable")]
     bounds = np.searchsorted(image_ids[keep], np.arange(len(candidates) + 1))

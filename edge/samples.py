@@ -205,3 +205,35 @@ def draw_blob_scene(
     for name, (x0, y0, x1, y1) in boxes_xyxy.items():
         frame[y0:y1, x0:x1] = _BLOB_BGR[name]
     return frame
+
+
+def write_sample_kit(out_dir: str | Path, input_hw: tuple[int, int] = (640, 640)) -> list[Path]:
+    """The sample detector (`blob.onnx`) and three scenes (`images/*.jpg`) in `out_dir`."""
+    import cv2
+
+    from edge.atomic import write_bytes_atomic
+
+    out_dir = Path(out_dir)
+    written = [out_dir / "blob.onnx"]
+    build_blob_detector(written[0], input_hw=input_hw, max_batch=8)
+    scenes = {
+        "street.jpg": ((1920, 1080), {"red": (200, 300, 700, 800), "blue": (1200, 150, 1700, 500)}),
+        "portrait.jpg": ((720, 1280), {"green": (100, 600, 500, 1100)}),
+        "square.jpg": (
+            (800, 800),
+            {"red": (50, 50, 250, 200), "green": (300, 300, 700, 700), "blue": (600, 40, 780, 260)},
+        ),
+    }
+    for seed, (name, (size_wh, boxes)) in enumerate(scenes.items()):
+        ok, encoded = cv2.imencode(".jpg", draw_blob_scene(size_wh, boxes, seed=seed))
+        path = out_dir / "images" / name
+        write_bytes_atomic(path, encoded.tobytes())
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    import sys
+
+    for written_path in write_sample_kit(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"):
+        print(written_path)

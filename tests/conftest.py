@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
+
+from edge.samples import build_blob_detector, draw_blob_scene
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -45,3 +48,43 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             reasons.append("device test: run with `make test-jetson` (pytest --run-device)")
         if reasons:
             item.add_marker(pytest.mark.skip(reason="; ".join(reasons)))
+
+
+# --- shared artifacts ----------------------------------------------------------------------------
+
+# The scene every end-to-end test looks at: a 1280x720 frame with a red and a blue box.
+SCENE_SIZE_WH = (1280, 720)
+SCENE_BOXES = {"red": (100, 96, 420, 336), "blue": (760, 400, 1160, 688)}
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def blob_onnx(models_dir):
+    """The sample detector with its manifest embedded: 320x320, dynamic batch up to 8."""
+    path = models_dir / "blob.onnx"
+    build_blob_detector(path, input_hw=(320, 320), max_batch=8, dynamic_batch=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene_bgr() -> np.ndarray:
+    return draw_blob_scene(SCENE_SIZE_WH, SCENE_BOXES)
+
+
+@pytest.fixture(scope="session")
+def scene_png(tmp_path_factory: pytest.TempPathFactory, scene_bgr: np.ndarray):
+    import cv2
+
+    path = tmp_path_factory.mktemp("images") / "scene.png"
+    cv2.imwrite(str(path), scene_bgr)
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene_boxes() -> dict[str, tuple[int, int, int, int]]:
+    """Where `scene_bgr` has its objects, as class name → xyxy in frame pixels."""
+    return SCENE_BOXES

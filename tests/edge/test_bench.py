@@ -1,0 +1,79 @@
+"""The benchmark's statistics (trtexec's percentile rule) and its run loop."""
+
+import numpy as np
+import pytest
+
+from edge import Detector
+from edge.bench import (
+    BenchConfig,
+    format_report,
+    run_bench,
+    summarize_ms,
+    time_model_loop,
+    trtexec_percentile,
+)
+from edge.errors import JetkitError
+
+
+def test_percentile_follows_trtexec_index_rule():
+    data = np.arange(1, 101, dtype=float)  # 1..100
+    # index max(n - 1 - int((1 - p/100) * n), 0): p99 -> 98 -> value 99; p90 -> 89 -> 90
+    assert trtexec_percentile(data, 99) == 99
+    assert trtexec_percentile(data, 90) == 90
+    assert trtexec_percentile(np.array([5.0]), 99) == 5
+
+
+def test_summary_has_every_statistic():
+    stats = summarize_ms([3.0, 1.0, 2.0, 10.0])
+    assert stats == {
+        "min": 1.0,
+        "mean": 4.0,
+        "median": 2.5,
+        "p90": 10.0,
+        "p95": 10.0,
+        "p99": 10.0,
+        "max": 10.0,
+    }
+
+
+def test_loop_meets_both_minimums():
+    calls = []
+    latencies, wall_s = time_model_loop(
+        calls.append, [None], BenchConfig(warmup_ms=0, iterations=25, duration_s=0)
+    )
+    assert latencies.shape == (25,) and len(calls) == 26  # one warm-up call
+    latencies, wall_s = time_model_loop(
+        lambda _: None, [None], BenchConfig(warmup_ms=0, iterations=1, duration_s=0.05)
+    )
+    assert wall_s >= 0.05 and latencies.shape[0] > 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch": 0}, "--batch"),
+        ({"iterations": 0}, "--iterations"),
+        ({"duration_s": -1}, "--duration"),
+    ],
+)
+def test_config_is_validated(kwargs, message):
+    with pytest.raises(JetkitError, match=message):
+        BenchConfig(**kwargs)
+
+
+def test_run_reports_throughput_latency_and_stages(blob_onnx):
+    detector = Detector.open(blob_onnx)
+    result = run_bench(
+        detector, BenchConfig(batch=2, warmup_ms=10, iterations=5, duration_s=0, stage_iterations=3)
+    )
+    assert result["iterations"] == 5 and result["batch"] == 2
+    assert result["throughput_fps"] == pytest.approx(2 * result["throughput_ips"])
+    assert set(result["latency_ms"]) == {"min", "mean", "median", "p90", "p95", "p99", "max"}
+    assert set(result["stages_ms"]) == {"preprocess", "compute", "decode_nms"}
+    assert result["environment"]["backend"] == "onnxruntime"
+    assert "Throughput:" in format_report(result)
+
+
+def test_batch_above_the_model_maximum_is_refused(blob_onnx):
+    with pytest.raises(JetkitError, match="larger than the model's maximum batch 8"):
+        run_bench(Detector.open(blob_onnx), BenchConfig(batch=9))

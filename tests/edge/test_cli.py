@@ -1,0 +1,197 @@
+"""`jetkit inspect`, `detect` and `bench` as a user runs them, and every bad-input case: one line
+`jetkit: error: …`, exit status 2, no traceback."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.samples import build_blob_detector
+
+
+def jetkit(*args, cwd=None):
+    """Run the installed console script the way a user does."""
+    script = Path(sys.executable).with_name("jetkit")
+    return subprocess.run(
+        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_inspect_prints_the_embedded_manifest(blob_onnx):
+    result = jetkit("inspect", blob_onnx)
+    assert result.returncode == 0, result.stderr
+    assert "manifest: embedded" in result.stdout and "red, green, blue" in result.stdout
+    as_json = json.loads(jetkit("inspect", blob_onnx, "--json").stdout)
+    assert as_json["output"]["format"] == "yolov8" and as_json["classes"] == [
+        "red",
+        "green",
+        "blue",
+    ]
+
+
+def test_inspect_infers_a_third_party_model_and_says_what_it_guessed(tmp_path):
+    model = tmp_path / "thirdparty.onnx"
+    build_blob_detector(model, manifest_in="none")
+    result = jetkit("inspect", model, "--json")
+    assert result.returncode == 0
+    assert "guessed input.max_batch, output.format, classes, preprocess" in result.stderr
+    assert json.loads(result.stdout)["classes"] == ["class0", "class1", "class2"]
+    written = jetkit("inspect", model, "--classes", "r,g,b", "--write-sidecar")
+    assert written.returncode == 0 and (tmp_path / "thirdparty.json").is_file()
+    assert "manifest: sidecar" in jetkit("inspect", model).stdout
+
+
+def test_detect_json_lines_and_annotated_images(blob_onnx, scene_png, scene_boxes, tmp_path):
+    out_dir = tmp_path / "annotated"
+    result = jetkit("detect", blob_onnx, scene_png, scene_png.parent, "--json", "--save", out_dir)
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]["image"] == str(scene_png)
+    found = {d["class_name"]: d["xyxy"] for d in lines[0]["detections"]}
+    np.testing.assert_allclose(found["red"], scene_boxes["red"], atol=8)
+    assert set(lines[0]["detections"][0]) == {"xyxy", "score", "class_id", "class_name"}
+    annotated = cv2.imread(str(out_dir / "scene.png"))
+    assert annotated.shape == (720, 1280, 3)
+    assert not np.array_equal(annotated, cv2.imread(str(scene_png)))  # boxes were drawn
+
+
+def test_detect_plain_output_and_thresholds(blob_onnx, scene_png):
+    result = jetkit("detect", blob_onnx, scene_png, "--conf", "0.5", "--iou", "0.5")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"{scene_png}: 2 detections: ")
+
+
+def test_detect_converts_grayscale_and_bgra_images(blob_onnx, tmp_path):
+    gray = tmp_path / "gray.png"
+    cv2.imwrite(str(gray), np.full((120, 160), 90, np.uint8))
+    bgra = tmp_path / "bgra.png"
+    image = np.zeros((120, 160, 4), np.uint8)
+    image[20:60, 20:80] = (0, 0, 255, 255)
+    cv2.imwrite(str(bgra), image)
+    result = jetkit("detect", blob_onnx, gray, bgra, "--json")
+    assert result.returncode == 0, result.stderr
+    gray_out, bgra_out = (json.loads(line) for line in result.stdout.splitlines())
+    assert gray_out["detections"] == []
+    assert [d["class_name"] for d in bgra_out["detections"]] == ["red"]
+
+
+def test_bench_reports_and_writes_json(blob_onnx, tmp_path):
+    report = tmp_path / "bench.json"
+    result = jetkit(
+        "bench",
+        blob_onnx,
+        "--batch",
+        "2",
+        "--warmup-ms",
+        "20",
+        "--iterations",
+        "5",
+        "--duration",
+        "0",
+        "--threads",
+        "1",
+        "--json",
+        report,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Throughput:" in result.stdout and "latency" in result.stdout
+    data = json.loads(report.read_text())
+    assert {"throughput_fps", "latency_ms", "stages_ms", "iterations", "environment"} <= set(data)
+    assert data["environment"]["intra_op_threads"] == 1
+    assert data["latency_ms"]["min"] <= data["latency_ms"]["median"] <= data["latency_ms"]["max"]
+
+
+def test_bench_json_to_stdout(blob_onnx):
+    result = jetkit(
+        "bench",
+        blob_onnx,
+        "--warmup-ms",
+        "0",
+        "--iterations",
+        "2",
+        "--duration",
+        "0",
+        "--json",
+        "-",
+    )
+    assert json.loads(result.stdout)["iterations"] == 2
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+
+def test_missing_model(tmp_path):
+    assert_user_error(jetkit("inspect", tmp_path / "nope.onnx"), "nope.onnx", "does not exist")
+
+
+def test_file_that_is_not_onnx(tmp_path, scene_png):
+    assert_user_error(jetkit("detect", scene_png, scene_png), "is not a valid ONNX model")
+
+
+def test_truncated_onnx(tmp_path, blob_onnx):
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(blob_onnx.read_bytes()[: blob_onnx.stat().st_size // 2])
+    assert_user_error(jetkit("bench", truncated), "cut.onnx", "not a valid ONNX model")
+
+
+def test_output_format_cannot_be_inferred(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["images"], ["out"], axes=[1], keepdims=0)],
+        "odd",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 64, 64])],
+    )
+    path = tmp_path / "odd.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    assert_user_error(jetkit("inspect", path), "pass --format")
+
+
+def test_manifest_with_a_wrong_field(tmp_path):
+    path = tmp_path / "m.onnx"
+    build_blob_detector(path, manifest_in="sidecar")
+    sidecar = tmp_path / "m.json"
+    data = json.loads(sidecar.read_text())
+    data["postprocess"]["nms"] = "fastest"
+    sidecar.write_text(json.dumps(data))
+    assert_user_error(jetkit("detect", path, path), "postprocess.nms", "m.json")
+
+
+def test_unreadable_image(blob_onnx, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff not really a jpeg")
+    assert_user_error(jetkit("detect", blob_onnx, bad), "broken.jpg", "cannot be read")
+    assert_user_error(
+        jetkit("detect", blob_onnx, tmp_path / "absent.jpg"), "absent.jpg", "does not exist"
+    )
+
+
+def test_batch_larger_than_the_model_maximum(blob_onnx):
+    assert_user_error(jetkit("bench", blob_onnx, "--batch", "64"), "--batch 64", "maximum batch 8")
+
+
+def test_bad_option_values(blob_onnx, scene_png):
+    assert_user_error(jetkit("detect", blob_onnx, scene_png, "--conf", "7"), "--conf")
+    assert_user_error(jetkit("inspect", blob_onnx, "--imgsz", "huge"), "--imgsz")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = jetkit("--debug", "inspect", tmp_path / "nope.onnx")
+    assert result.returncode != 0 and "Traceback" in result.stderr
