@@ -167,6 +167,12 @@ def environment(detector: Detector) -> dict[str, Any]:
         "input_dtype": manifest.input.dtype,
     }
     env.update(detector.backend.describe())
+    from edge.jetson import read_device_facts
+
+    device = read_device_facts()
+    if device["is_jetson"]:
+        # Published Jetson numbers always state the power mode; so do ours.
+        env["jetson"] = device
     return env
 
 

@@ -66,6 +66,9 @@ install_python_packages() {
         log "installing $TRT_STUBS into .typings (for mypy only)"
         "${pip[@]}" install --no-deps --target .typings "$TRT_STUBS"
     fi
+    # tensorrt-stubs 10.13 is not valid Python in two places (parameters named `in`, a required
+    # parameter after defaulted ones), which stops mypy before it reads our code. Idempotent.
+    sed -i -E 's/([(, ])in: /\1in_: /g; s/(channel_axis: int)\)/\1 = ...)/' .typings/tensorrt_bindings/tensorrt.pyi
 }
 
 install_apt_packages

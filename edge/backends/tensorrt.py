@@ -55,8 +55,9 @@ class TensorRTBackend:
 
     `infer` takes one array per input, e.g. `(B, 3, H, W)` float32 images, with `B` within the
     engine's optimisation profile, and returns new arrays, one per output, in engine order.
-    `precision` is recorded for `describe` only: the plan does not say how it was built, the
-    manifest does.
+    `metadata` holds an Ultralytics header's values in the form of ONNX `metadata_props` (empty
+    for a raw plan; `header` keeps the JSON as read). `precision` is recorded for `describe`
+    only: the plan does not say how it was built, the manifest does.
     """
 
     name = "tensorrt"
@@ -71,26 +72,19 @@ class TensorRTBackend:
             raise JetkitError(
                 f"engine file {self.path} not found; build one on this device with `jetkit build`"
             )
-        self.metadata, plan_bytes = trt_plan.split_engine_file(self.path.read_bytes())
+        self.header, plan_bytes = trt_plan.split_engine_file(self.path.read_bytes())
+        self.metadata = trt_plan.header_metadata_props(self.header or {})
         self._api = trt_plan.api_for_version(self.version)
         self._cuda = _open_cuda(device)
         self._plans: dict[int, IOPlan] = {}
         self._bound_batch: int | None = None
         self._closed = False
-        with self._cuda.current():
-            self._runtime, self._engine = _deserialize(plan_bytes, self.metadata, self.path)
-            self._context = self._engine.create_execution_context()
-            if self._context is None:
-                raise JetkitError(
-                    f"TensorRT could not create an execution context for {self.path} (out of GPU "
-                    "memory?); close other GPU programs or rebuild with a smaller workspace"
-                )
-            self._io = _engine_io(self._api, self._engine, self._context)
-            self._tensors = _resolve_outputs(self._io)
-            self._min_batch, self._max_batch = trt_plan.batch_range(self._tensors)
-            self._host, device_ptrs = self._allocate(self._plan(self._max_batch))
-            self._io.bind(device_ptrs)
-            self._events = [self._cuda.new_event() for _ in range(4)]
+        try:
+            with self._cuda.current():
+                self._open_engine(plan_bytes)
+        except BaseException:
+            self._cuda.close()  # a failed open leaves no stream, buffers or context behind
+            raise
         self.inputs = tuple(_spec(t) for t in self._tensors if t.is_input)
         self.outputs = tuple(_spec(t) for t in self._tensors if not t.is_input)
 
@@ -105,7 +99,7 @@ class TensorRTBackend:
         cuda = self._cuda
         with cuda.current():
             if batch != self._bound_batch:
-                self._io.set_input_shapes({t.name: plan.shapes[t.name] for t in inputs})
+                self._io.set_input_shapes(_dynamic_input_shapes(self._tensors, plan))
                 self._bound_batch = batch
             for tensor, array in zip(inputs, arrays, strict=True):
                 np.copyto(self._view(plan, tensor), array, casting="same_kind")
@@ -139,7 +133,7 @@ class TensorRTBackend:
             "precision": self.precision,
             "engine": str(self.path),
             "batch_range": (self._min_batch, self._max_batch),
-            "ultralytics_header": self.metadata is not None,
+            "ultralytics_header": self.header is not None,
         }
 
     def close(self) -> None:
@@ -147,9 +141,24 @@ class TensorRTBackend:
             return
         self._closed = True
         with self._cuda.current():
-            # TensorRT objects go before the memory and context they use.
-            del self._io, self._context, self._engine, self._runtime, self._host
-            self._cuda.close()
+            # TensorRT objects go before the memory and the CUDA context they use.
+            del self._io, self._context, self._engine, self._runtime, self._host, self._events
+        self._cuda.close()
+
+    def _open_engine(self, plan_bytes: bytes) -> None:
+        self._runtime, self._engine = _deserialize(plan_bytes, self.header, self.path)
+        self._context = self._engine.create_execution_context()
+        if self._context is None:
+            raise JetkitError(
+                f"TensorRT could not create an execution context for {self.path} (out of GPU "
+                "memory?); close other GPU programs or rebuild with a smaller workspace"
+            )
+        self._io = _engine_io(self._api, self._engine, self._context)
+        self._tensors = _resolve_outputs(self._io)
+        self._min_batch, self._max_batch = trt_plan.batch_range(self._tensors)
+        self._host, device_ptrs = self._allocate(self._plan(self._max_batch))
+        self._io.bind(device_ptrs)
+        self._events = [self._cuda.new_event() for _ in range(4)]
 
     def _plan(self, batch: int) -> IOPlan:
         if batch not in self._plans:
@@ -186,13 +195,13 @@ def _logger() -> trt.ILogger:
 
 
 def _deserialize(
-    plan: bytes, metadata: dict[str, object] | None, path: Path
+    plan: bytes, header: dict[str, object] | None, path: Path
 ) -> tuple[trt.Runtime, trt.ICudaEngine]:
     import tensorrt as trt
 
     runtime = trt.Runtime(_logger())
     # Ultralytics records the DLA core an engine was built for (ultralytics/nn/autobackend.py).
-    dla_core = metadata.get("dla") if metadata else None
+    dla_core = header.get("dla") if header else None
     if isinstance(dla_core, int | str):
         runtime.DLA_core = int(dla_core)
     engine = runtime.deserialize_cuda_engine(plan)
@@ -231,18 +240,24 @@ def _engine_io(
     return _BindingsIO(engine, context)
 
 
+def _dynamic_input_shapes(tensors: Sequence[TensorInfo], plan: IOPlan) -> dict[str, Shape]:
+    return {t.name: plan.shapes[t.name] for t in tensors if t.is_input and t.is_dynamic}
+
+
 def _resolve_outputs(io: _EngineIO) -> list[TensorInfo]:
     """Declared tensors, with output dimensions other than batch that depend on input shapes
     (e.g. the anchor count of a model with dynamic H, W) read from TensorRT at the largest batch."""
     declared = io.declared_tensors()
     inputs = [t for t in declared if t.is_input]
-    max_batch = trt_plan.batch_range(inputs)[1]
-    io.set_input_shapes(trt_plan.plan_io(inputs, max_batch).shapes)
-    return [
-        t if t.is_input else replace(t, shape=trt_plan.resolve_output_shape(t.shape, resolved))
-        for t in declared
-        for resolved in [io.context_shape(t.name)]
-    ]
+    max_plan = trt_plan.plan_io(inputs, trt_plan.batch_range(inputs)[1])
+    io.set_input_shapes(_dynamic_input_shapes(inputs, max_plan))
+    resolved = []
+    for tensor in declared:
+        if not tensor.is_input:
+            shape = trt_plan.resolve_output_shape(tensor.shape, io.context_shape(tensor.name))
+            tensor = replace(tensor, shape=shape)
+        resolved.append(tensor)
+    return resolved
 
 
 def _shape(dims: trt.Dims | Sequence[int]) -> Shape:
@@ -306,6 +321,7 @@ class _BindingsIO:
         # (polygraphy/backend/trt/util.py `get_bindings_per_profile`).
         count = engine.num_bindings // engine.num_optimization_profiles
         self._names = [str(engine.get_binding_name(i)) for i in range(count)]
+        self._index = {name: i for i, name in enumerate(self._names)}
         self._pointers = [0] * count
 
     def declared_tensors(self) -> list[TensorInfo]:
@@ -325,17 +341,17 @@ class _BindingsIO:
 
     def set_input_shapes(self, shapes: dict[str, Shape]) -> None:
         for name, shape in shapes.items():
-            if not self._context.set_binding_shape(self._names.index(name), shape):
+            if not self._context.set_binding_shape(self._index[name], shape):
                 raise JetkitError(f"TensorRT rejected shape {shape} for input '{name}'")
 
     def context_shape(self, name: str) -> Shape:
-        return _shape(self._context.get_binding_shape(self._names.index(name)))
+        return _shape(self._context.get_binding_shape(self._index[name]))
 
     def bind(self, device_ptrs: dict[str, int]) -> None:
         self._pointers = [device_ptrs[name] for name in self._names]
 
     def address(self, name: str) -> int:
-        return self._pointers[self._names.index(name)]
+        return self._pointers[self._index[name]]
 
     def execute(self, stream_handle: int) -> bool:
         return bool(
@@ -408,8 +424,11 @@ class _PyCuda:
         import pycuda.driver as cuda
 
         self._cuda: Any = cuda
-        cuda.init()
-        count = cuda.Device.count()
+        try:
+            cuda.init()
+            count = cuda.Device.count()
+        except cuda.Error as exc:  # a driver without a usable GPU
+            raise _device_missing(device, 0, exc) from None
         if not 0 <= device < count:
             raise _device_missing(device, count, "pycuda")
         self._device: Any = cuda.Device(device)
@@ -462,9 +481,12 @@ class _PyCuda:
         return {"device": str(self._device.name()), "compute_capability": f"{major}.{minor}"}
 
     def close(self) -> None:
-        for allocation in self._allocations:
-            allocation.free()
-        self._allocations.clear()
+        with self.current():
+            for allocation in self._allocations:
+                allocation.free()
+            self._allocations.clear()
+            del self._stream
+        # Not while pushed: detach() pops the context itself when it is current.
         self._context.detach()
 
 
@@ -504,8 +526,7 @@ class _CudaRuntime:
         yield
 
     def pinned_empty(self, size_bytes: int, dtype: str) -> np.ndarray:
-        rt = self._rt
-        ptr = self._call(rt.cudaHostAlloc(size_bytes, rt.cudaHostAllocDefault), "cudaHostAlloc")
+        ptr = self._call(self._rt.cudaMallocHost(size_bytes), "cudaMallocHost")  # page-locked
         self._host_ptrs.append(ptr)
         # Wrapped as bytes, then viewed: float16 and bool have no ctypes type.
         raw = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_uint8)), (size_bytes,))
@@ -545,17 +566,20 @@ class _CudaRuntime:
         self._call(self._rt.cudaStreamSynchronize(self._stream), "cudaStreamSynchronize")
 
     def device_facts(self) -> dict[str, object]:
-        props = self._call(self._rt.cudaGetDeviceProperties(self._device), "cudaGetDeviceProperties")
+        props = self._call(
+            self._rt.cudaGetDeviceProperties(self._device), "cudaGetDeviceProperties"
+        )
         name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else props.name
         return {"device": name.rstrip("\0"), "compute_capability": f"{props.major}.{props.minor}"}
 
     def close(self) -> None:
         rt = self._rt
-        for event in self._events:
-            self._call(rt.cudaEventDestroy(event), "cudaEventDestroy")
-        for ptr in self._device_ptrs:
-            self._call(rt.cudaFree(ptr), "cudaFree")
-        for ptr in self._host_ptrs:
-            self._call(rt.cudaFreeHost(ptr), "cudaFreeHost")
-        self._call(rt.cudaStreamDestroy(self._stream), "cudaStreamDestroy")
+        with self.current():
+            for event in self._events:
+                self._call(rt.cudaEventDestroy(event), "cudaEventDestroy")
+            for ptr in self._device_ptrs:
+                self._call(rt.cudaFree(ptr), "cudaFree")
+            for ptr in self._host_ptrs:
+                self._call(rt.cudaFreeHost(ptr), "cudaFreeHost")
+            self._call(rt.cudaStreamDestroy(self._stream), "cudaStreamDestroy")
         self._events, self._device_ptrs, self._host_ptrs = [], [], []

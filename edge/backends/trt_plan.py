@@ -82,7 +82,7 @@ def numpy_dtype_name(trt_dtype: str) -> str:
     except KeyError:
         raise JetkitError(
             f"engine I/O tensor type {key} has no numpy equivalent; rebuild the engine with "
-            f"{', '.join(_NUMPY_DTYPE_BY_TRT)} inputs and outputs (e.g. keep FP32 I/O with --fp16)"
+            f"{', '.join(_NUMPY_DTYPE_BY_TRT)} inputs and outputs (FP16/INT8 engines can keep FP32 I/O)"
         ) from None
 
 
@@ -220,6 +220,22 @@ def split_engine_file(data: bytes) -> tuple[dict[str, object] | None, bytes]:
     if not isinstance(metadata, dict):
         return None, data
     return metadata, data[4 + header_bytes :]
+
+
+def header_metadata_props(header: dict[str, object]) -> dict[str, str]:
+    """An Ultralytics engine header as the `metadata_props` of the ONNX model it came from.
+
+    Ultralytics writes ONNX metadata as `str(value)` (Python reprs read back with
+    `ast.literal_eval`); its engine header holds the same values as JSON, where the integer keys
+    of `names` became strings. Strings stay as they are; `{"0": "person"}` becomes
+    `"{0: 'person'}"`.
+    """
+    props = {}
+    for key, value in header.items():
+        if key == "names" and isinstance(value, dict) and all(k.isdigit() for k in value):
+            value = {int(k): v for k, v in value.items()}
+        props[key] = value if isinstance(value, str) else repr(value)
+    return props
 
 
 def _profile_of(tensor: TensorInfo) -> tuple[Shape, Shape, Shape]:
