@@ -17,6 +17,8 @@ from edge.errors import JetkitError
 NV_TEGRA_RELEASE = "etc/nv_tegra_release"
 DEVICE_TREE_MODEL = "proc/device-tree/model"
 NVPMODEL_TIMEOUT_S = 5.0
+DEVFREQ_DIR = "sys/class/devfreq"  # GPU (e.g. 17000000.ga10b on Orin), NVDLA, EMC … in Hz
+CPU_DIR = "sys/devices/system/cpu"  # cpuN/cpufreq/scaling_cur_freq in kHz
 
 # "# R35 (release), REVISION: 4.1, GCID: 33958178, BOARD: t186ref, EABI: aarch64, DATE: …"
 _RELEASE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)\.(\d+)")
@@ -85,9 +87,43 @@ def query_power_mode(nvpmodel: str = "nvpmodel") -> PowerMode | None:
     return parse_nvpmodel(result.stdout) if result.returncode == 0 else None
 
 
+def read_clocks_mhz(root: Path = Path("/")) -> dict[str, object]:
+    """Current clocks: `cpu_mhz` (one per online core) and `devfreq` (per device: `cur_mhz`,
+    `max_mhz`; `cur == max` on every device is what `jetson_clocks` gives)."""
+    cpu_mhz = []
+    for path in sorted(
+        (root / CPU_DIR).glob("cpu[0-9]*/cpufreq/scaling_cur_freq"), key=_cpu_number
+    ):
+        khz = _read_int(path)
+        if khz is not None:
+            cpu_mhz.append(round(khz / 1000))
+    devfreq = {}
+    for device in sorted((root / DEVFREQ_DIR).glob("*")):
+        cur_hz, max_hz = _read_int(device / "cur_freq"), _read_int(device / "max_freq")
+        if cur_hz is not None:
+            devfreq[device.name] = {
+                "cur_mhz": round(cur_hz / 1e6),
+                "max_mhz": round(max_hz / 1e6) if max_hz is not None else None,
+            }
+    return {"cpu_mhz": cpu_mhz, "devfreq": devfreq}
+
+
+def _cpu_number(path: Path) -> int:
+    return int(path.parent.parent.name.removeprefix("cpu"))
+
+
+def _read_int(path: Path) -> int | None:
+    text = _read_text(path)
+    try:
+        return int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
 def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dict[str, object]:
     """What this machine says about itself: `is_jetson`, `model`, `l4t`, `power_mode`,
-    `power_mode_id`, `tensorrt`, `machine` (CPU architecture). Unknown facts are None.
+    `power_mode_id`, `clocks` (see `read_clocks_mhz`; Jetsons only), `tensorrt`, `machine` (CPU
+    architecture). Unknown facts are None.
 
     `root` is where `etc/` and `proc/` are looked up (a copy of a device's files in tests).
     """
@@ -100,6 +136,7 @@ def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dic
         "l4t": l4t,
         "power_mode": power_mode.name if power_mode else None,
         "power_mode_id": power_mode.mode_id if power_mode else None,
+        "clocks": read_clocks_mhz(root) if l4t is not None else None,
         "tensorrt": tensorrt_version(),
         "machine": platform.machine() or None,
     }

@@ -195,3 +195,9 @@ def test_bad_option_values(blob_onnx, scene_png):
 def test_debug_shows_the_traceback(tmp_path):
     result = jetkit("--debug", "inspect", tmp_path / "nope.onnx")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_engine_without_tensorrt_names_the_alternatives(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\x00" * 64)
+    assert_user_error(jetkit("bench", engine), "TensorRT is not installed here", "onnxruntime")

@@ -73,6 +73,30 @@ def test_read_device_facts_from_a_jetson_file_tree(tmp_path: Path) -> None:
     assert facts["l4t"] == "35.4.1"
     assert facts["model"] == "NVIDIA Jetson AGX Orin Developer Kit"
     assert facts["power_mode"] is None and facts["power_mode_id"] is None  # no nvpmodel here
+    assert facts["clocks"] == {"cpu_mhz": [], "devfreq": {}}
+
+
+def test_clocks_from_sysfs(tmp_path: Path) -> None:
+    for core, khz in ((0, 1420800), (1, 729600), (10, 2201600)):
+        freq = tmp_path / f"sys/devices/system/cpu/cpu{core}/cpufreq"
+        freq.mkdir(parents=True)
+        (freq / "scaling_cur_freq").write_text(f"{khz}\n")
+    gpu = tmp_path / "sys/class/devfreq/17000000.ga10b"
+    gpu.mkdir(parents=True)
+    (gpu / "cur_freq").write_text("1300500000\n")
+    (gpu / "max_freq").write_text("1300500000\n")
+    clocks = jetson.read_clocks_mhz(tmp_path)
+    assert clocks == {
+        "cpu_mhz": [1421, 730, 2202],  # cpu0, cpu1, cpu10: numeric order
+        "devfreq": {"17000000.ga10b": {"cur_mhz": 1300, "max_mhz": 1300}},
+    }
+
+
+def test_power_mode_from_a_real_nvpmodel_process(tmp_path: Path) -> None:
+    fake = tmp_path / "nvpmodel"
+    fake.write_text("#!/bin/sh\necho 'NVPM WARN: patching'\necho 'NV Power Mode: 15W'\necho 2\n")
+    fake.chmod(0o755)
+    assert jetson.query_power_mode(str(fake)) == PowerMode("15W", 2)
 
 
 def test_read_device_facts_on_a_machine_that_is_not_a_jetson(tmp_path: Path) -> None:
@@ -86,6 +110,7 @@ def test_read_device_facts_on_a_machine_that_is_not_a_jetson(tmp_path: Path) -> 
         "l4t",
         "power_mode",
         "power_mode_id",
+        "clocks",
         "tensorrt",
         "machine",
     }
