@@ -46,11 +46,12 @@ def decode_yolov8(output: np.ndarray, conf_threshold: float) -> list[Candidates]
     result = []
     for pred in output:
         class_scores = pred[4:]
-        keep = np.flatnonzero(class_scores.max(axis=0) > conf_threshold)
-        kept_scores = class_scores[:, keep]
-        class_ids = kept_scores.argmax(axis=0)
-        scores = kept_scores[class_ids, np.arange(keep.size)]
-        xyxy = cxcywh_to_xyxy(pred[:4, keep].T)
+        best = class_scores.max(axis=0)
+        keep = np.flatnonzero(best > conf_threshold)
+        # np.take along axis 1: several times faster than fancy indexing there.
+        class_ids = np.take(class_scores, keep, axis=1).argmax(axis=0)
+        xyxy = cxcywh_to_xyxy(np.take(pred[:4], keep, axis=1).T)
+        scores = best[keep]
         result.append(_candidates(xyxy, scores, class_ids))
     return result
 
@@ -63,9 +64,7 @@ def decode_yolov5(output: np.ndarray, conf_threshold: float) -> list[Candidates]
     result = []
     for pred in output:
         rows = pred[pred[:, 4] > conf_threshold]
-        class_scores = rows[:, 5:] * rows[:, 4:5]
-        class_ids = class_scores.argmax(axis=1)
-        scores = class_scores[np.arange(rows.shape[0]), class_ids]
+        class_ids, scores = _best_class_with_objectness(rows)
         keep = scores > conf_threshold
         xyxy = cxcywh_to_xyxy(rows[keep, :4])
         result.append(_candidates(xyxy, scores[keep], class_ids[keep]))
@@ -105,9 +104,7 @@ def decode_yolox(
         rows = pred[keep]
         xy = (rows[:, :2] + cells[keep]) * cell_strides[keep]
         wh = np.exp(rows[:, 2:4]) * cell_strides[keep]
-        class_scores = rows[:, 5:] * rows[:, 4:5]
-        class_ids = class_scores.argmax(axis=1)
-        scores = class_scores[np.arange(rows.shape[0]), class_ids]
+        class_ids, scores = _best_class_with_objectness(rows)
         above = scores > conf_threshold
         xyxy = cxcywh_to_xyxy(np.concatenate((xy, wh), axis=1)[above])
         result.append(_candidates(xyxy, scores[above], class_ids[above]))
@@ -124,6 +121,13 @@ def decode_end2end(output: np.ndarray, conf_threshold: float) -> list[Candidates
         rows = pred[pred[:, 4] > conf_threshold]
         result.append(_candidates(rows[:, :4], rows[:, 4], rows[:, 5].astype(np.int64)))
     return result
+
+
+def _best_class_with_objectness(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`(M, 5+nc)` rows → best class `(M,)` and its score objectness × class `(M,)`."""
+    class_scores = rows[:, 5:] * rows[:, 4:5]
+    class_ids = class_scores.argmax(axis=1)
+    return class_ids, class_scores[np.arange(rows.shape[0]), class_ids]
 
 
 def _candidates(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> Candidates:

@@ -31,7 +31,9 @@ def annotate(
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(canvas, (x0, y0), (x1, y1), color, thickness, cv2.LINE_AA)
         caption = f"{label} {score:.2f}"
-        (text_w, text_h), baseline = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+        (text_w, text_h), baseline = cv2.getTextSize(
+            caption, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness
+        )
         top = max(y0 - text_h - baseline, 0)
         cv2.rectangle(canvas, (x0, top), (x0 + text_w, top + text_h + baseline), color, -1)
         cv2.putText(

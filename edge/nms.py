@@ -3,35 +3,102 @@
 Greedy NMS is sequential within a group (a class, or an image and class), but groups are
 independent. `nms` runs every group's greedy loop in lockstep: each round keeps the best
 surviving box of every group and suppresses what overlaps it in that group, in one pass over
-the survivors. The number of rounds is the largest number of boxes any one group keeps (capped
-by `max_detections`), not the number of candidates, and the result is exactly greedy NMS.
+the survivors. The first round removes most candidates (each object's cluster); once few
+same-group pairs remain, their overlaps are computed at once and the rest of the greedy order
+is resolved from them (`_greedy_by_pairs`). The result is exactly greedy NMS.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from edge.boxes import iou_of_coords
 
 SOFT_METHODS = ("gaussian", "linear")
+# Below this many same-group candidate pairs, all overlaps are computed in one pass (cheaper than
+# more lockstep rounds); above it, lockstep rounds thin the candidates first.
+PAIR_BUDGET = 4096
 
 
 def _sorted_by_group_then_score(scores: np.ndarray, group_ids: np.ndarray | None) -> np.ndarray:
     """Order: group ascending, score descending, index ascending for ties (stable)."""
     if group_ids is None:
         return np.argsort(-scores, kind="stable")
-    return np.lexsort((-scores, group_ids))
+    # One float64 key sorts faster than np.lexsort. Groups sit `span` apart, more than the score
+    # range, and float32 scores stay exact in float64 next to group * span (< 2**29 here).
+    low, high = float(scores.min()), float(scores.max())
+    span = high - low + 1.0
+    key = group_ids * span - scores.astype(np.float64)
+    return np.argsort(key, kind="stable")
 
 
-def _segment_heads(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For `(M,)` group labels sorted into runs: `is_head (M,)` marks each run's first element and
-    `head_of (M,)` gives each element the position of its run's head."""
-    is_head = np.empty(groups.shape[0], dtype=bool)
+class _Runs(NamedTuple):
+    """Runs of equal labels in a sorted `(M,)` array: `is_head (M,)` marks each run's first
+    element, `head_pos (R,)` and `lengths (R,)` describe the runs, `head_of (M,)` gives each
+    element the position of its run's head."""
+
+    is_head: np.ndarray
+    head_pos: np.ndarray
+    lengths: np.ndarray
+    head_of: np.ndarray
+
+    @property
+    def same_run_pairs(self) -> int:
+        """How many (earlier, later) element pairs share a run."""
+        return int((self.lengths * (self.lengths - 1)).sum()) // 2
+
+
+def _runs(groups: np.ndarray) -> _Runs:
+    m = groups.shape[0]
+    is_head = np.empty(m, dtype=bool)
     is_head[0] = True
     np.not_equal(groups[1:], groups[:-1], out=is_head[1:])
-    head_pos = np.flatnonzero(is_head)
-    run_lengths = np.diff(head_pos, append=groups.shape[0])
-    return is_head, np.repeat(head_pos, run_lengths)
+    head_pos = is_head.nonzero()[0]
+    ends = np.empty_like(head_pos)
+    ends[:-1] = head_pos[1:]
+    ends[-1:] = m
+    lengths = ends - head_pos
+    return _Runs(is_head, head_pos, lengths, head_pos.repeat(lengths))
+
+
+def _greedy_by_pairs(
+    ids: np.ndarray,
+    boxes: np.ndarray,
+    runs: _Runs,
+    iou_threshold: float,
+    kind: str,
+    max_per_group: int,
+) -> np.ndarray:
+    """Greedy NMS of few candidates from all same-group overlaps at once. `ids (2,M)` holds
+    original index and group, `boxes (5,M)` the corners and area, sorted by group, then score.
+
+    A candidate is kept iff no kept candidate before it in its group overlaps it: iterating
+    `keep = not any(keep[i] for overlapping i before)` from all-kept fixes one more position of
+    every group per pass, and its fixed point is the greedy result. Passes: the longest
+    suppression chain, usually two or three.
+    """
+    m = ids.shape[1]
+    later = (runs.head_pos + runs.lengths).repeat(runs.lengths) - np.arange(m) - 1
+    first = np.arange(m).repeat(later)
+    second = first + 1 + np.arange(first.shape[0]) - (later.cumsum() - later).repeat(later)
+    overlap = iou_of_coords(
+        tuple(boxes.take(first, axis=1)), tuple(boxes.take(second, axis=1)), kind
+    )
+    over = overlap > iou_threshold
+    suppressor, suppressed = first[over], second[over]
+    keep = np.ones(m, dtype=bool)
+    while True:
+        hit = np.zeros(m, dtype=bool)
+        hit[suppressed[keep[suppressor]]] = True
+        if np.array_equal(~hit, keep):
+            break
+        keep = ~hit
+    kept_pos = keep.nonzero()[0]
+    kept_groups = ids[1, kept_pos]
+    rank_in_group = np.arange(kept_pos.shape[0]) - np.searchsorted(kept_groups, kept_groups)
+    return ids[0, kept_pos[rank_in_group < max_per_group]]
 
 
 def nms(
@@ -58,23 +125,33 @@ def nms(
     limit = n if max_detections is None else min(max_detections, n)
     rounds = limit if max_per_group is None else min(limit, max_per_group)
     order = _sorted_by_group_then_score(scores, group_ids)
-    index = order
-    groups = np.zeros(n, dtype=np.int64) if group_ids is None else group_ids[order]
-    x0, y0, x1, y1 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
+    # Survivors travel as two stacked arrays so that each round compacts them in two calls:
+    # ids (2, M) = original index, group; boxes (5, M) = x0, y0, x1, y1, area.
+    ids = np.zeros((2, n), dtype=np.int64)
+    ids[0] = order
+    if group_ids is not None:
+        ids[1] = group_ids[order]
+    boxes = np.empty((5, n), dtype=np.result_type(xyxy.dtype, np.float32))
+    boxes[:4] = xyxy[order].T
+    x0, y0, x1, y1 = boxes[:4]
+    np.multiply(np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0), out=boxes[4])  # = box_area
     kept = []
-    # A group that already kept `limit` boxes cannot place another in the overall top `limit`.
-    for _ in range(rounds):
-        is_head, head_of = _segment_heads(groups)
-        kept.append(index[is_head])
-        overlap = iou_of_coords(
-            (x0[head_of], y0[head_of], x1[head_of], y1[head_of]), (x0, y0, x1, y1), kind
-        )
+    # A group that already kept `rounds` boxes cannot place another in the overall top `limit`.
+    while rounds > 0:
+        runs = _runs(ids[1])
+        if runs.same_run_pairs <= PAIR_BUDGET:
+            kept.append(_greedy_by_pairs(ids, boxes, runs, iou_threshold, kind, rounds))
+            break
+        kept.append(ids[0, runs.head_pos])
+        heads = boxes.take(runs.head_of, axis=1)
+        overlap = iou_of_coords(tuple(heads), tuple(boxes), kind)
         survive = overlap <= iou_threshold
-        survive &= ~is_head
+        survive[runs.head_pos] = False
         if not survive.any():
             break
-        index, groups = index[survive], groups[survive]
-        x0, y0, x1, y1 = x0[survive], y0[survive], x1[survive], y1[survive]
+        # compress/take: several times faster than boolean/fancy indexing along axis 1.
+        ids, boxes = ids.compress(survive, axis=1), boxes.compress(survive, axis=1)
+        rounds -= 1
     keep = np.concatenate(kept)
     keep = keep[np.lexsort((keep, -scores[keep]))]
     return keep[:limit]
@@ -107,9 +184,9 @@ def soft_nms(
     x0, y0, x1, y1 = (np.ascontiguousarray(xyxy[order, k]) for k in range(4))
     kept_index, kept_score = [], []
     while index.size:
-        is_start, _ = _segment_heads(groups)
-        segment = np.cumsum(is_start) - 1
-        seg_max = np.maximum.reduceat(current, np.flatnonzero(is_start))
+        runs = _runs(groups)
+        segment = np.cumsum(runs.is_head) - 1
+        seg_max = np.maximum.reduceat(current, runs.head_pos)
         is_max = current == seg_max[segment]
         # The best of each group, first position on ties (positions keep index order).
         max_pos = np.flatnonzero(is_max)

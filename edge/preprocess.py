@@ -1,9 +1,10 @@
 """Frames → model input: letterbox (or stretch), colour order, scale/mean/std, HWC → NCHW.
 
-The output goes into one buffer reused across calls. The per-channel arithmetic
-`(pixel * scale - mean) / std` is done once into a 256-entry table per channel and applied with
-`cv2.LUT` (one pass, SIMD), then split straight into the NCHW planes. The padding is written only
-when a slot's geometry changes. Each frame's `Transform` maps boxes back to frame pixels.
+The output goes into one buffer reused across calls. The resized frame is split into uint8
+planes, and `(pixel * scale - mean) / std` is computed from each plane straight into its NCHW
+plane of the buffer (float32, skipping a zero mean and a unit std, which change nothing). The
+padding is written only when a slot's geometry changes. Each frame's `Transform` maps boxes back
+to frame pixels.
 """
 
 from __future__ import annotations
@@ -75,6 +76,19 @@ def plan_placement(
     return placement, Transform((ratio, ratio), (float(left), float(top)), frame_size_wh)
 
 
+def is_odd_integer_downscale(frame_size_wh: tuple[int, int], size_wh: tuple[int, int]) -> bool:
+    """True when both axes shrink by the same odd integer factor k >= 3.
+
+    Bilinear sampling (OpenCV `INTER_LINEAR`) reads source position `(x + 0.5) * k - 0.5`, which
+    is then the integer `k*x + (k-1)/2` with weights exactly 1 and 0: the output is the source
+    pixel that `INTER_NEAREST_EXACT` picks (`floor((x + 0.5) * k)`), bit for bit, at half the
+    cost. 1920x1080 → 640x360, the most common letterbox of all, is such a case (k = 3).
+    """
+    (frame_w, frame_h), (w, h) = frame_size_wh, size_wh
+    factor, remainder = divmod(frame_w, w)
+    return remainder == 0 and factor >= 3 and factor % 2 == 1 and frame_h == h * factor
+
+
 def to_bgr(frame: np.ndarray) -> np.ndarray:
     """Grayscale `(H,W)`/`(H,W,1)` or BGRA `(H,W,4)` uint8 → BGR `(H,W,3)`; BGR passes through."""
     import cv2
@@ -92,16 +106,17 @@ def to_bgr(frame: np.ndarray) -> np.ndarray:
     )
 
 
-def channel_tables(spec: PreprocessSpec, dtype: np.dtype) -> np.ndarray:
-    """`(1, 256, 3)` table: the input value of each uint8 level for each *frame* (BGR) channel,
-    computed in float32 exactly as `(x * scale - mean) / std`."""
-    levels = np.arange(256, dtype=np.float32)[:, None]
+def normalized_levels(values: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """`(x * scale - mean) / std` in float32 for uint8 levels `values (..., 3)` (model channel
+    order): the reference formula every path here must reproduce bit for bit."""
     mean = np.asarray(spec.mean, dtype=np.float32)
     std = np.asarray(spec.std, dtype=np.float32)
-    table = (levels * np.float32(spec.scale) - mean) / std  # (256, 3) in model channel order
-    if spec.color == "RGB":
-        table = table[:, ::-1]  # frame channel k (B, G, R) feeds model channel 2 - k
-    return np.ascontiguousarray(table, dtype=dtype)[None]
+    return (values.astype(np.float32) * np.float32(spec.scale) - mean) / std
+
+
+def source_channels(spec: PreprocessSpec) -> tuple[int, int, int]:
+    """The BGR frame channel that feeds each model channel."""
+    return (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
 
 
 class Preprocessor:
@@ -119,12 +134,19 @@ class Preprocessor:
         self.max_batch = max_batch
         self.dtype = np.dtype(dtype)
         self._buffer: np.ndarray | None = None
-        self._tables: np.ndarray | None = None
+        self._scale = np.float32(spec.scale)
+        self._mean = [np.float32(m) for m in spec.mean]
+        self._std = [np.float32(s) for s in spec.std]
+        self._pad_levels = normalized_levels(np.full(3, spec.pad_value), spec).astype(self.dtype)
         self._slot_placement: list[Placement | None] = [None] * max_batch
+        # Scratch images for the last resized size, reused while the frame size stays the same.
+        self._scratch_hw: tuple[int, int] | None = None
+        self._resized: np.ndarray | None = None
+        self._planes: list[np.ndarray] = []
+        self._plane_f32: np.ndarray | None = None
 
     def _ensure_buffer(self) -> np.ndarray:
         if self._buffer is None:
-            self._tables = channel_tables(self.spec, self.dtype)
             self._buffer = np.empty((self.max_batch, 3, *self.input_hw), dtype=self.dtype)
         return self._buffer
 
@@ -140,32 +162,46 @@ class Preprocessor:
         transforms = [self._fill(slot, to_bgr(frame)) for slot, frame in enumerate(frames)]
         return buffer[: len(frames)], transforms
 
+    def _scratch(self, size_hw: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self._scratch_hw != size_hw or self._resized is None:
+            self._resized = np.empty((*size_hw, 3), dtype=np.uint8)
+            self._planes = [np.empty(size_hw, dtype=np.uint8) for _ in range(3)]
+            if self.dtype != np.float32:
+                self._plane_f32 = np.empty(size_hw, dtype=np.float32)
+            self._scratch_hw = size_hw
+        return self._resized, self._planes
+
     def _fill(self, slot: int, frame_bgr: np.ndarray) -> Transform:
         import cv2
 
-        assert self._buffer is not None and self._tables is not None
+        assert self._buffer is not None
         height, width = frame_bgr.shape[:2]
         placement, transform = plan_placement((width, height), self.input_hw, self.spec)
         if placement != self._slot_placement[slot]:
-            pad_level = self._tables[0, self.spec.pad_value]
-            self._buffer[slot] = (
-                pad_level[::-1, None, None]
-                if self.spec.color == "RGB"
-                else pad_level[:, None, None]
-            )
+            self._buffer[slot] = self._pad_levels[:, None, None]
             self._slot_placement[slot] = placement
         new_w, new_h = placement.size_wh
         left, top = placement.offset_xy
-        resized = frame_bgr
+        resized, planes_u8 = self._scratch((new_h, new_w))
         if (width, height) != (new_w, new_h):
-            resized = cv2.resize(frame_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-        mapped = cv2.LUT(resized, self._tables)  # (h, w, 3) in the buffer's dtype
-        planes = [self._buffer[slot, c, top : top + new_h, left : left + new_w] for c in range(3)]
-        if self.spec.color == "RGB":
-            planes = planes[::-1]
-        if all(p.flags.c_contiguous for p in planes):
-            cv2.split(mapped, planes)
+            exact_nearest = is_odd_integer_downscale((width, height), (new_w, new_h))
+            interpolation = cv2.INTER_NEAREST_EXACT if exact_nearest else cv2.INTER_LINEAR
+            cv2.resize(frame_bgr, (new_w, new_h), dst=resized, interpolation=interpolation)
         else:
-            for channel, plane in enumerate(planes):
-                plane[...] = mapped[..., channel]
+            resized = np.ascontiguousarray(frame_bgr)
+        cv2.split(resized, planes_u8)
+        for channel, source in enumerate(source_channels(self.spec)):
+            target = self._buffer[slot, channel, top : top + new_h, left : left + new_w]
+            self._normalize(planes_u8[source], channel, target)
         return transform
+
+    def _normalize(self, plane_u8: np.ndarray, channel: int, target: np.ndarray) -> None:
+        """`target = (plane * scale - mean) / std` in float32, skipping the no-op steps."""
+        out = target if self._plane_f32 is None else self._plane_f32
+        np.multiply(plane_u8, self._scale, out=out, casting="unsafe")
+        if self._mean[channel] != 0:
+            np.subtract(out, self._mean[channel], out=out)
+        if self._std[channel] != 1:
+            np.divide(out, self._std[channel], out=out)
+        if out is not target:
+            target[...] = out

@@ -6,7 +6,7 @@ import pytest
 
 from edge.errors import JetkitError
 from edge.manifest import PreprocessSpec
-from edge.preprocess import Preprocessor, plan_placement, to_bgr
+from edge.preprocess import Preprocessor, is_odd_integer_downscale, plan_placement, to_bgr
 
 
 def reference_letterbox(frame, input_hw, spec):
@@ -98,3 +98,26 @@ def test_bad_frames_and_oversized_batches_are_refused():
         pre([np.zeros((8, 8, 3), np.float32)])
     with pytest.raises(JetkitError, match="grayscale, BGR or BGRA"):
         pre([np.zeros((8, 8, 2), np.uint8)])
+
+
+@pytest.mark.parametrize(
+    ("frame_wh", "size_wh", "expected"),
+    [
+        ((1920, 1080), (640, 360), True),
+        ((3200, 1800), (640, 360), True),  # k = 5
+        ((1280, 720), (640, 360), False),  # k = 2: bilinear really averages
+        ((1920, 1080), (640, 361), False),
+        ((640, 360), (640, 360), False),
+    ],
+)
+def test_odd_integer_downscale_is_recognised(frame_wh, size_wh, expected):
+    assert is_odd_integer_downscale(frame_wh, size_wh) is expected
+
+
+@pytest.mark.parametrize("factor", [3, 5])
+def test_odd_integer_downscale_equals_bilinear_bit_for_bit(factor):
+    rng = np.random.default_rng(factor)
+    frame = rng.integers(0, 256, (120 * factor, 200 * factor, 3), dtype=np.uint8)
+    bilinear = cv2.resize(frame, (200, 120), interpolation=cv2.INTER_LINEAR)
+    nearest = cv2.resize(frame, (200, 120), interpolation=cv2.INTER_NEAREST_EXACT)
+    np.testing.assert_array_equal(nearest, bilinear)
