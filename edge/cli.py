@@ -40,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"jetkit: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Files and directories the user named: missing, unwritable, a file where a folder goes.
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"jetkit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("jetkit: interrupted", file=sys.stderr)
         return 130

@@ -29,6 +29,16 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--imgsz", help="input size N or HxW, for models with a dynamic input size")
 
 
+def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ONNX Runtime")
+    group.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    group.add_argument(
+        "--providers",
+        help="execution providers in order, comma-separated (default: TensorRT, CUDA, CPU "
+        "as available), e.g. CPUExecutionProvider",
+    )
+
+
 def _overrides(args: argparse.Namespace) -> Any:
     from edge.models import Overrides, parse_classes, parse_imgsz
 
@@ -42,7 +52,11 @@ def _overrides(args: argparse.Namespace) -> Any:
 def _open_detector(args: argparse.Namespace, **kwargs: Any) -> Any:
     from edge.detector import Detector
 
-    options = {"threads": args.threads} if getattr(args, "threads", None) else {}
+    options: dict[str, Any] = {}
+    if getattr(args, "threads", None):
+        options["threads"] = args.threads
+    if getattr(args, "providers", None):
+        options["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     return Detector.open(
         args.model, args.backend, _overrides(args), backend_options=options, **kwargs
     )
@@ -162,7 +176,7 @@ def register_detect(subparsers: Any) -> None:
     parser.add_argument("--max-det", type=int, help="detections per image (default: manifest)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     parser.add_argument("--save", metavar="DIR", help="write annotated images to DIR")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    _add_runtime_arguments(parser)
     parser.set_defaults(handler=run_detect)
 
 
@@ -238,9 +252,7 @@ def register_bench(subparsers: Any) -> None:
     parser.add_argument(
         "--duration", type=float, default=3.0, help="at least this many seconds (default 3)"
     )
-    parser.add_argument(
-        "--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)"
-    )
+    _add_runtime_arguments(parser)
     parser.add_argument(
         "--json", metavar="FILE", help="also write the result as JSON ('-' for stdout)"
     )

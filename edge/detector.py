@@ -18,7 +18,7 @@ import numpy as np
 from edge.backends import Backend, open_backend
 from edge.decode import decode
 from edge.errors import JetkitError
-from edge.manifest import Manifest
+from edge.manifest import NMS_KINDS, Manifest
 from edge.models import Overrides, ResolvedManifest, resolve_manifest
 from edge.postprocess import suppress
 from edge.preprocess import Preprocessor
@@ -76,6 +76,8 @@ class Thresholds:
                 raise JetkitError(f"--{name} must be between 0 and 1, got {value}")
         if self.max_detections < 1:
             raise JetkitError(f"max detections must be >= 1, got {self.max_detections}")
+        if self.nms not in NMS_KINDS:
+            raise JetkitError(f"NMS kind {self.nms!r} is not one of {', '.join(NMS_KINDS)}")
 
 
 @dataclass

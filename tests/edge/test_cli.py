@@ -201,3 +201,20 @@ def test_engine_without_tensorrt_names_the_alternatives(tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"\x00" * 64)
     assert_user_error(jetkit("bench", engine), "TensorRT is not installed here", "onnxruntime")
+
+
+def test_providers_can_be_chosen(blob_onnx, scene_png):
+    ok = jetkit("detect", blob_onnx, scene_png, "--providers", "CPUExecutionProvider")
+    assert ok.returncode == 0
+    assert_user_error(
+        jetkit("detect", blob_onnx, scene_png, "--providers", "CUDAExecutionProvider"),
+        "CUDAExecutionProvider is not in this onnxruntime build",
+    )
+
+
+def test_unwritable_output_is_a_clear_error(blob_onnx, scene_png, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert_user_error(
+        jetkit("detect", blob_onnx, scene_png, "--save", blocker / "out"), str(blocker)
+    )

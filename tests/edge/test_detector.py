@@ -62,3 +62,8 @@ def test_json_ready_detections(blob_onnx, scene_bgr):
     (first, *_) = Detector.open(blob_onnx)(scene_bgr).to_list()
     assert set(first) == {"xyxy", "score", "class_id", "class_name"}
     assert first["class_name"] in ("red", "blue") and len(first["xyxy"]) == 4
+
+
+def test_unknown_nms_kind_is_refused(blob_onnx):
+    with pytest.raises(JetkitError, match="NMS kind 'fastest'"):
+        Detector.open(blob_onnx, nms="fastest")
