@@ -67,3 +67,47 @@ def test_json_ready_detections(blob_onnx, scene_bgr):
 def test_unknown_nms_kind_is_refused(blob_onnx):
     with pytest.raises(JetkitError, match="NMS kind 'fastest'"):
         Detector.open(blob_onnx, nms="fastest")
+
+
+def constant_end2end_model(path, rows):
+    """An NMS-in-graph model `[1, K, 6]` (xyxy, score, class) whose detections are `rows`,
+    in a 320x320 input's pixels, whatever the image."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    detections = np.asarray(rows, np.float32)[None]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["table", "nothing"], ["output0"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "end2end",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 320, 320])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(detections.shape))],
+        initializer=[
+            numpy_helper.from_array(detections, "table"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_end2end_model_skips_nms_and_maps_boxes_back(tmp_path):
+    from edge.models import Overrides
+
+    # Two identical boxes: a real NMS would drop one; an end-to-end model already did its NMS.
+    rows = [[40, 100, 120, 180, 0.9, 1], [40, 100, 120, 180, 0.8, 1], [0, 0, 10, 10, 0.1, 0]]
+    path = constant_end2end_model(tmp_path / "e2e.onnx", rows)
+    with pytest.raises(JetkitError, match="pass --classes"):
+        Detector.open(path)
+    detector = Detector.open(path, overrides=Overrides(classes=("cat", "dog")))
+    assert detector.manifest.output.format == "end2end"
+    frame = np.zeros((640, 1280, 3), np.uint8)  # letterboxed at scale 1/4, 80 px pad on top
+    detections = detector(frame)
+    assert detections.names == ["dog", "dog"]
+    np.testing.assert_allclose(detections.xyxy[0], [160, 80, 480, 400])
