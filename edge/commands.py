@@ -188,11 +188,13 @@ def run_detect(args: argparse.Namespace) -> int:
         args, conf=args.conf, iou=args.iou, nms=args.nms, max_detections=args.max_det
     )
     save_dir = Path(args.save) if args.save else None
+    save_names = annotated_names(paths, save_dir) if save_dir is not None else []
     for start in range(0, len(paths), detector.max_batch):
         chunk = paths[start : start + detector.max_batch]
         frames = [read_image(p) for p in chunk]
-        for path, frame, detections in zip(
-            chunk, frames, detector.detect_batch(frames), strict=True
+        detected = detector.detect_batch(frames)
+        for offset, (path, frame, detections) in enumerate(
+            zip(chunk, frames, detected, strict=True)
         ):
             if args.json:
                 print(
@@ -201,8 +203,30 @@ def run_detect(args: argparse.Namespace) -> int:
             else:
                 print(_detections_line(path, detections), flush=True)
             if save_dir is not None:
-                _save_annotated(save_dir / path.name, frame, detections)
+                _save_annotated(save_dir / save_names[start + offset], frame, detections)
     return 0
+
+
+def annotated_names(paths: list[Path], save_dir: Path) -> list[str]:
+    """File names for the annotated copies: the input's name, `stem_1.ext` … on a clash. Saving
+    into a folder that holds an input is refused: it would overwrite the originals."""
+    from edge.errors import JetkitError
+
+    target = save_dir.resolve()
+    if any(p.resolve().parent == target for p in paths):
+        raise JetkitError(
+            f"--save {save_dir} holds input images that would be overwritten; choose another folder"
+        )
+    names: list[str] = []
+    used: set[str] = set()
+    for path in paths:
+        name, counter = path.name, 0
+        while name in used:
+            counter += 1
+            name = f"{path.stem}_{counter}{path.suffix}"
+        used.add(name)
+        names.append(name)
+    return names
 
 
 def _detections_line(path: Path, detections: Any) -> str:

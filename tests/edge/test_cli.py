@@ -218,3 +218,19 @@ def test_unwritable_output_is_a_clear_error(blob_onnx, scene_png, tmp_path):
     assert_user_error(
         jetkit("detect", blob_onnx, scene_png, "--save", blocker / "out"), str(blocker)
     )
+
+
+def test_save_never_overwrites_inputs_and_keeps_same_named_images_apart(
+    blob_onnx, scene_png, tmp_path
+):
+    assert_user_error(
+        jetkit("detect", blob_onnx, scene_png, "--save", scene_png.parent), "would be overwritten"
+    )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "scene.png").write_bytes(scene_png.read_bytes())
+    out = tmp_path / "out"
+    assert (
+        jetkit("detect", blob_onnx, scene_png, other / "scene.png", "--save", out).returncode == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["scene.png", "scene_1.png"]
