@@ -51,7 +51,7 @@ class BenchConfig:
     """How long to run: warm up for `warmup_ms`, then at least `iterations` calls and at least
     `duration_s` seconds (both minimums, as trtexec's --iterations and --duration)."""
 
-    batch: int = 1
+    batch: int | None = None  # None: the model's own (its static batch, or 1)
     warmup_ms: float = 200.0
     iterations: int = 10
     duration_s: float = 3.0
@@ -59,7 +59,7 @@ class BenchConfig:
     stage_iterations: int = 100
 
     def __post_init__(self) -> None:
-        if self.batch < 1:
+        if self.batch is not None and self.batch < 1:
             raise JetkitError(f"--batch must be >= 1, got {self.batch}")
         if self.warmup_ms < 0:
             raise JetkitError(f"--warmup-ms must be >= 0, got {self.warmup_ms}")
@@ -102,19 +102,31 @@ def time_model_loop(
     return np.asarray(latencies) * 1e3, now - start
 
 
-def run_bench(detector: Detector, config: BenchConfig) -> dict[str, Any]:
-    """Benchmark a Detector's model and stages; the result has the `jetkit bench --json` keys."""
-    if config.batch > detector.max_batch:
+def bench_batch(detector: Detector, requested: int | None) -> int:
+    """The batch to benchmark: a static-batch model runs only its own batch."""
+    spec = detector.manifest.input
+    if not spec.dynamic_batch:
+        if requested not in (None, spec.shape[0]):
+            raise JetkitError(
+                f"this model has a static batch of {spec.shape[0]}; use --batch {spec.shape[0]} "
+                "or export/build it with a dynamic batch"
+            )
+        return spec.shape[0]
+    if requested is not None and requested > spec.max_batch:
         raise JetkitError(
-            f"--batch {config.batch} is larger than the model's maximum batch {detector.max_batch}; "
+            f"--batch {requested} is larger than the model's maximum batch {spec.max_batch}; "
             "use a smaller --batch or export/build the model with a larger batch"
         )
-    frames = [synthetic_frame(config.frame_size_wh, seed) for seed in range(config.batch)]
+    return requested or 1
+
+
+def run_bench(detector: Detector, config: BenchConfig) -> dict[str, Any]:
+    """Benchmark a Detector's model and stages; the result has the `jetkit bench --json` keys."""
+    batch = bench_batch(detector, config.batch)
+    frames = [synthetic_frame(config.frame_size_wh, seed) for seed in range(batch)]
     detector.detect_batch(frames)
     tensor, _ = detector.preprocessor(frames)
     model_input = np.array(tensor)
-    if not detector.manifest.input.dynamic_batch:
-        model_input = detector.fill_static_batch(model_input)
     backend = detector.backend
     latencies_ms, wall_s = time_model_loop(backend.infer, [model_input], config)
 
@@ -130,10 +142,10 @@ def run_bench(detector: Detector, config: BenchConfig) -> dict[str, Any]:
     throughput = iterations / wall_s if wall_s > 0 else float("inf")
     return {
         "model": str(getattr(backend, "path", "")),
-        "batch": config.batch,
+        "batch": batch,
         "iterations": iterations,
         "wall_s": wall_s,
-        "throughput_fps": throughput * config.batch,
+        "throughput_fps": throughput * batch,
         "throughput_ips": throughput,
         "latency_ms": summarize_ms(latencies_ms),
         "stages_ms": {name: summarize_ms(stages[name]) for name in STAGE_ORDER if name in stages},

@@ -266,7 +266,9 @@ def register_bench(subparsers: Any) -> None:
         description="Benchmark a model: throughput, latency percentiles and per-stage times.",
     )
     _add_model_arguments(parser)
-    parser.add_argument("--batch", type=int, default=1, help="images per inference (default 1)")
+    parser.add_argument(
+        "--batch", type=int, help="images per inference (default: the model's static batch, or 1)"
+    )
     parser.add_argument(
         "--warmup-ms", type=float, default=200.0, help="warm-up time in ms (default 200)"
     )

@@ -77,3 +77,15 @@ def test_run_reports_throughput_latency_and_stages(blob_onnx):
 def test_batch_above_the_model_maximum_is_refused(blob_onnx):
     with pytest.raises(JetkitError, match="larger than the model's maximum batch 8"):
         run_bench(Detector.open(blob_onnx), BenchConfig(batch=9))
+
+
+def test_static_batch_model_runs_its_own_batch(tmp_path):
+    from edge.samples import build_blob_detector
+
+    path = tmp_path / "static2.onnx"
+    build_blob_detector(path, max_batch=2, dynamic_batch=False)
+    detector = Detector.open(path)
+    quick = BenchConfig(warmup_ms=0, iterations=2, duration_s=0, stage_iterations=1)
+    assert run_bench(detector, quick)["batch"] == 2
+    with pytest.raises(JetkitError, match="static batch of 2; use --batch 2"):
+        run_bench(detector, BenchConfig(batch=1))
