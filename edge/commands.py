@@ -84,11 +84,20 @@ def register_inspect(subparsers: Any) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from edge.backends import open_backend
+    from edge.errors import JetkitError
     from edge.manifest import save_manifest, sidecar_path
-    from edge.models import resolve_manifest
+    from edge.models import resolve_manifest, sidecar_manifest
 
-    backend = open_backend(args.model, args.backend)
-    resolved = resolve_manifest(args.model, backend, _overrides(args))
+    try:
+        backend = open_backend(args.model, args.backend)
+    except JetkitError as exc:
+        unchecked = sidecar_manifest(args.model, _overrides(args))
+        if unchecked is None:
+            raise
+        print(f"jetkit: note: showing the sidecar manifest unchecked: {exc}", file=sys.stderr)
+        resolved = unchecked
+    else:
+        resolved = resolve_manifest(args.model, backend, _overrides(args))
     manifest = resolved.manifest
     if resolved.guessed:
         print(

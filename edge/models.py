@@ -300,6 +300,19 @@ def resolve_manifest(
     return ResolvedManifest(manifest, resolved.origin, resolved.guessed, resolved.source)
 
 
+def sidecar_manifest(
+    path: str | Path, overrides: Overrides = Overrides()
+) -> ResolvedManifest | None:
+    """The sidecar manifest of `path` with overrides, unchecked against the model (for a model
+    this machine cannot open, e.g. a TensorRT engine on a host without TensorRT); None if the
+    model has no sidecar."""
+    sidecar = sidecar_path(path)
+    if not Path(path).is_file() or not sidecar.is_file():
+        return None
+    manifest = apply_overrides(load_manifest(sidecar), overrides)
+    return ResolvedManifest(manifest, "sidecar", source=str(sidecar))
+
+
 def check_against_backend(manifest: Manifest, backend: Backend, source: str) -> None:
     """The manifest must name the model's real input and outputs, with a matching static shape."""
     inputs = {s.name: s for s in backend.inputs}

@@ -234,3 +234,24 @@ def test_save_never_overwrites_inputs_and_keeps_same_named_images_apart(
         jetkit("detect", blob_onnx, scene_png, other / "scene.png", "--save", out).returncode == 0
     )
     assert sorted(p.name for p in out.iterdir()) == ["scene.png", "scene_1.png"]
+
+
+def test_inspect_shows_an_engines_sidecar_without_tensorrt(tmp_path, blob_onnx):
+    from edge.backends import open_backend
+    from edge.manifest import ArtifactSpec, TargetSpec, save_manifest
+    from edge.models import resolve_manifest
+
+    manifest = resolve_manifest(blob_onnx, open_backend(str(blob_onnx))).manifest
+    engine = tmp_path / "blob.engine"
+    engine.write_bytes(b"plan bytes built on a Jetson")
+    save_manifest(
+        manifest.replace(
+            artifact=ArtifactSpec(file="blob.engine", kind="tensorrt", precision="fp16"),
+            target=TargetSpec(tensorrt="10.3.0", compute_capability="8.7", l4t="36.4.0"),
+        ),
+        tmp_path / "blob.json",
+    )
+    result = jetkit("inspect", engine)
+    assert result.returncode == 0
+    assert "TensorRT 10.3.0, sm 8.7, L4T 36.4.0" in result.stdout
+    assert "unchecked: TensorRT is not installed here" in result.stderr
