@@ -17,6 +17,7 @@ import numpy as np
 
 from edge.detector import Detector
 from edge.errors import JetkitError
+from edge.jetson import read_device_facts
 
 STAT_KEYS = ("min", "mean", "median", "p90", "p95", "p99", "max")
 STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "decode_nms")
@@ -179,8 +180,6 @@ def environment(detector: Detector) -> dict[str, Any]:
         "input_dtype": manifest.input.dtype,
     }
     env.update(detector.backend.describe())
-    from edge.jetson import read_device_facts
-
     device = read_device_facts()
     if device["is_jetson"]:
         # Published Jetson numbers always state the power mode; so do ours.

@@ -151,7 +151,7 @@ class Detector:
             not self.manifest.input.dynamic_batch
             and tensor.shape[0] != self.manifest.input.shape[0]
         ):
-            tensor = self.fill_static_batch(tensor)
+            tensor = self._fill_static_batch(tensor)
         after_pre = time.perf_counter()
         outputs = self.backend.infer([tensor])
         after_infer = time.perf_counter()
@@ -185,7 +185,7 @@ class Detector:
         )
         return results
 
-    def fill_static_batch(self, tensor: np.ndarray) -> np.ndarray:
+    def _fill_static_batch(self, tensor: np.ndarray) -> np.ndarray:
         """A static-batch model takes exactly its batch: repeat the last image to fill it."""
         want = self.manifest.input.shape[0]
         filler = np.repeat(tensor[-1:], want - tensor.shape[0], axis=0)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edge.boxes import iou_of_coords
+from edge.boxes import box_area, iou_of_coords
 
 SOFT_METHODS = ("gaussian", "linear")
 # Below this many same-group candidate pairs, all overlaps are computed in one pass (cheaper than
@@ -133,8 +133,7 @@ def nms(
         ids[1] = group_ids[order]
     boxes = np.empty((5, n), dtype=np.result_type(xyxy.dtype, np.float32))
     boxes[:4] = xyxy[order].T
-    x0, y0, x1, y1 = boxes[:4]
-    np.multiply(np.maximum(x1 - x0, 0), np.maximum(y1 - y0, 0), out=boxes[4])  # = box_area
+    boxes[4] = box_area(boxes[:4].T)
     kept = []
     # A group that already kept `rounds` boxes cannot place another in the overall top `limit`.
     while rounds > 0:

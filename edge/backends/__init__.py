@@ -22,5 +22,11 @@ def open_backend(path: str, backend: str | None = None, **options: object) -> Ba
     if backend == "tensorrt":
         from edge.backends.tensorrt import TensorRTBackend
 
+        ort_only = sorted(set(options) & {"threads", "providers"})
+        if ort_only:
+            raise JetkitError(
+                f"--{ort_only[0]} applies to the onnxruntime backend only, not to TensorRT engines"
+            )
+
         return TensorRTBackend(path, **options)  # type: ignore[arg-type]
     raise JetkitError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

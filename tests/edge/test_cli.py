@@ -255,3 +255,11 @@ def test_inspect_shows_an_engines_sidecar_without_tensorrt(tmp_path, blob_onnx):
     assert result.returncode == 0
     assert "TensorRT 10.3.0, sm 8.7, L4T 36.4.0" in result.stdout
     assert "unchecked: TensorRT is not installed here" in result.stderr
+
+
+def test_onnxruntime_options_are_refused_for_engines(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\x00" * 64)
+    assert_user_error(
+        jetkit("bench", engine, "--threads", "2"), "--threads applies to the onnxruntime backend"
+    )
