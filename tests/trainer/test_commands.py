@@ -1,0 +1,102 @@
+"""`jetkit train/distill/eval/export` through the real console script, and their bad-input
+cases: one line `jetkit: error: …`, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainer.commands import strip_option
+
+
+def jetkit(*args, cwd=None, timeout=240):
+    script = Path(sys.executable).with_name("jetkit")
+    return subprocess.run(
+        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_train_then_eval_and_export_from_the_command_line(tiny_data, tmp_path):
+    out = tmp_path / "run"
+    trained = jetkit(
+        "train", "--data", tiny_data, "--epochs", "1", "--imgsz", "64", "--batch", "8", "--out", out
+    )
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    summary = json.loads(trained.stdout)
+    assert summary["best"] == str(out / "best.pt") and summary["epochs"] == 1
+    assert "epoch 1/1" in trained.stderr and "val mAP50-95" in trained.stderr
+
+    checkpoint_eval = jetkit("eval", out / "best.pt", "--data", tiny_data, "--json")
+    assert checkpoint_eval.returncode == 0, checkpoint_eval.stderr
+    from_checkpoint = json.loads(checkpoint_eval.stdout)
+    assert set(from_checkpoint) >= {"map50_95", "map50", "per_class"}
+
+    exported = jetkit("export", out / "best.pt", "--out", tmp_path / "onnx")
+    assert exported.returncode == 0, exported.stderr
+    assert "parity on" in exported.stderr
+    onnx_eval = jetkit("eval", tmp_path / "onnx" / "model.onnx", "--data", tiny_data, "--json")
+    assert onnx_eval.returncode == 0, onnx_eval.stderr
+    from_onnx = json.loads(onnx_eval.stdout)
+    # The same evaluator, decode and NMS: FP32 ONNX measures what the checkpoint measures.
+    assert from_onnx["map50_95"] == pytest.approx(from_checkpoint["map50_95"], abs=2e-3)
+    assert from_onnx["map50"] == pytest.approx(from_checkpoint["map50"], abs=2e-3)
+    table = jetkit("eval", out / "best.pt", "--data", tiny_data)
+    assert "mAP50-95" in table.stdout and "hexagon" in table.stdout
+
+
+def test_bad_training_input_is_one_clear_line(tiny_data, tiny_run, tmp_path):
+    assert_user_error(jetkit("train", "--epochs", "1"), "needs --data")
+    assert_user_error(
+        jetkit("train", "--data", tmp_path / "nothing.yaml", "--out", tmp_path / "r"),
+        "nothing.yaml",
+    )
+    assert_user_error(jetkit("train", "--data", tiny_data, "--imgsz", "100"), "--imgsz 100")
+    assert_user_error(jetkit("train", "--data", tiny_data, "--model", "xxl"), "--model 'xxl'")
+    assert_user_error(jetkit("train", "--data", tiny_data, "--epochs", "0"), "--epochs")
+    assert_user_error(jetkit("distill", "--data", tiny_data, "--out", tmp_path / "d"), "--teacher")
+    assert_user_error(
+        jetkit("distill", "--data", tiny_data, "--teacher", tmp_path / "missing.pt"),
+        "missing.pt",
+    )
+    assert_user_error(
+        jetkit("train", "--data", tiny_data, "--out", tiny_run.out_dir), "already holds", "--resume"
+    )
+
+
+def test_damaged_or_foreign_checkpoints_are_refused(tiny_data, tiny_run, tmp_path):
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_run.best_path.read_bytes()[:1000])
+    assert_user_error(jetkit("eval", truncated, "--data", tiny_data), "truncated.pt", "truncated")
+    foreign = tmp_path / "foreign.pt"
+    import torch
+
+    torch.save({"model": torch.zeros(3)}, foreign)
+    assert_user_error(jetkit("export", foreign, "--out", tmp_path / "x"), "not a jetkit checkpoint")
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"onnx")
+    assert_user_error(jetkit("export", onnx_file, "--out", tmp_path / "x"), "is an ONNX model")
+
+
+def test_eval_of_a_model_for_other_classes_is_refused(tiny_data, blob_onnx):
+    assert_user_error(jetkit("eval", blob_onnx, "--data", tiny_data), "red", "classes")
+
+
+def test_nproc_is_removed_from_the_command_torchrun_repeats():
+    assert strip_option(["train", "--nproc", "2", "--data", "d"], "--nproc") == [
+        "train",
+        "--data",
+        "d",
+    ]
+    assert strip_option(["train", "--nproc=2"], "--nproc") == ["train"]

@@ -1,0 +1,105 @@
+"""Distillation terms: zero when the student equals the teacher, positive otherwise, with the
+gradients going to the student only."""
+
+import pytest
+import torch
+
+from edge.errors import JetkitError
+from trainer.distill import (
+    DistillConfig,
+    DistillLoss,
+    FeatureAdapters,
+    binary_kd_loss,
+    box_distill_loss,
+    check_compatible,
+    cwd_loss,
+    masked_feature_loss,
+    object_masks,
+)
+from trainer.model import DetectionModel, ModelConfig
+
+
+def test_logit_kd_is_zero_for_equal_logits_and_grows_with_the_gap():
+    teacher = torch.randn(2, 50, 4) * 3
+    assert binary_kd_loss(teacher.clone(), teacher, 2.0).item() == pytest.approx(0, abs=1e-6)
+    near = binary_kd_loss(teacher + 0.1, teacher, 2.0)
+    far = binary_kd_loss(teacher + 1.0, teacher, 2.0)
+    assert 0 < near < far
+
+
+def test_logit_kd_scales_by_t_squared_for_small_gaps():
+    """For small gaps, KL ≈ σ'(z/T)·(Δ/T)²/2 ⇒ T²·KL keeps the same magnitude across T (Hinton)."""
+    teacher = torch.zeros(1, 10, 1)
+    loss_t1 = binary_kd_loss(teacher + 0.01, teacher, 1.0)
+    loss_t4 = binary_kd_loss(teacher + 0.01, teacher, 4.0)
+    assert loss_t4.item() == pytest.approx(loss_t1.item(), rel=0.05)
+
+
+def test_feature_terms_are_zero_for_equal_maps_and_positive_otherwise():
+    teacher = torch.randn(2, 8, 5, 5)
+    mask = torch.zeros(2, 1, 5, 5)
+    mask[:, :, 1:3, 1:4] = 1
+    assert cwd_loss(teacher.clone(), teacher, 1.0).item() == pytest.approx(0, abs=1e-6)
+    assert masked_feature_loss(teacher.clone(), teacher, mask).item() == 0
+    other = teacher + torch.randn_like(teacher)
+    assert cwd_loss(other, teacher, 1.0) > 0 and masked_feature_loss(other, teacher, mask) > 0
+    outside = teacher.clone()
+    outside[:, :, 4, 4] += 10  # a difference outside every box is ignored by the masked form
+    assert masked_feature_loss(outside, teacher, mask).item() == 0
+
+
+def test_object_masks_cover_boxes_and_at_least_the_centre_cell_of_tiny_ones():
+    targets = torch.tensor([[0, 0, 0, 0, 32, 16], [1, 1, 40, 40, 42, 42]], dtype=torch.float32)
+    p3, p4, p5 = object_masks(targets, batch=2, sizes_hw=[(8, 8), (4, 4), (2, 2)])
+    assert p3[0, 0, :2, :4].all() and p3[0].sum() == 8
+    assert p3[1].sum() == 1 and p3[1, 0, 5, 5] == 1
+    assert p5[1].sum() == 1
+
+
+def test_box_distillation_follows_confident_teacher_boxes_only():
+    teacher_xyxy = torch.tensor([[[0.0, 0, 10, 10], [20, 20, 30, 30]]])
+    scores = torch.tensor([[[0.9], [0.1]]])
+    assert box_distill_loss(
+        teacher_xyxy.clone(), teacher_xyxy, scores, 0.25
+    ).item() == pytest.approx(0, abs=1e-6)
+    student = teacher_xyxy.clone()
+    student[0, 1] += 50  # far off, but the teacher is not confident there
+    assert box_distill_loss(student, teacher_xyxy, scores, 0.25).item() == pytest.approx(
+        0, abs=1e-6
+    )
+    student[0, 0] += 3
+    assert box_distill_loss(student, teacher_xyxy, scores, 0.25) > 0
+
+
+def test_whole_loss_trains_student_and_adapters_not_the_teacher():
+    torch.manual_seed(0)
+    student = DetectionModel(ModelConfig(3, "n")).train()
+    teacher = DetectionModel(ModelConfig(3, "s")).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    adapters = FeatureAdapters(student.config.neck_channels, teacher.config.neck_channels)
+    targets = torch.tensor([[0, 1, 8, 8, 40, 40]], dtype=torch.float32)
+    images = torch.rand(1, 3, 64, 64)
+    for mode in ("cwd", "masked"):
+        loss_fn = DistillLoss(DistillConfig(feature_mode=mode, box_score_threshold=0.0), adapters)
+        with torch.no_grad():
+            teacher_out = teacher(images, raw=True)
+        total, parts = loss_fn(student(images), teacher_out, targets)
+        assert set(parts) == {"kd_logit", "kd_feature", "kd_box"}
+        assert all(v > 0 for v in parts.values())
+        total.backward()
+        assert student.head.cls[0][-1].weight.grad is not None
+        assert adapters.levels[0][0].weight.grad is not None
+        assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_teacher_and_student_must_share_classes():
+    with pytest.raises(JetkitError, match="classes"):
+        check_compatible(ModelConfig(3, "s"), ModelConfig(3, "n"), ["a", "b", "c"], ["a", "b", "x"])
+
+
+def test_config_errors_name_the_option():
+    with pytest.raises(JetkitError, match="--kd-temperature"):
+        DistillConfig(temperature=0)
+    with pytest.raises(JetkitError, match="--feature-mode"):
+        DistillConfig(feature_mode="fgd")

@@ -1,0 +1,230 @@
+"""Real (tiny) training runs: what a run writes, the loss falling, exact resume, transfer
+learning, distillation, and DDP with gloo on two CPU processes."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from edge.errors import JetkitError
+from trainer.augment import AugmentConfig
+from trainer.checkpoint import load_checkpoint
+from trainer.engine import resume, train
+from trainer.model import DetectionModel, ModelConfig
+from trainer.optim import lr_at, parameter_groups
+from trainer.synth import SYNTH_CLASSES
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+def read_csv(path: Path) -> list[dict[str, float]]:
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def test_a_run_writes_checkpoints_log_and_plots(tiny_run):
+    out = tiny_run.out_dir
+    for name in (
+        "best.pt",
+        "last.pt",
+        "epoch1.pt",
+        "results.csv",
+        "results.json",
+        "losses.png",
+        "metrics.png",
+        "pr_curve.png",
+    ):
+        assert (out / name).is_file(), name
+    rows = read_csv(out / "results.csv")
+    assert [row["epoch"] for row in rows] == [1.0, 2.0]
+    assert all(row["train/box"] > 0 and row["train/cls"] > 0 for row in rows)
+    assert all(0 <= row["val/map50_95"] <= row["val/map50"] <= 1 for row in rows)
+    best = load_checkpoint(out / "best.pt")
+    assert "train_state" not in best and "train_state" in load_checkpoint(out / "last.pt")
+    assert best["names"] == list(SYNTH_CLASSES)
+    assert set(tiny_run.metrics) >= {"map50_95", "map50", "per_class"}
+
+
+def test_checkpoints_are_plain_data_that_load_with_weights_only(tiny_run):
+    checkpoint = torch.load(tiny_run.best_path, weights_only=True)
+    assert checkpoint["format"] == "jetkit.checkpoint/1"
+    assert all(isinstance(v, torch.Tensor) for v in checkpoint["state_dict"].values())
+
+
+def test_training_lowers_the_loss(tiny_data, tiny_config, tmp_path):
+    """Thirty steps over the same eight images, unaugmented: the loss falls well below where it
+    began."""
+    import yaml
+
+    from edge.datasets import load_dataset
+
+    eight = tmp_path / "eight.txt"
+    eight.write_text("".join(f"{s.image_path}\n" for s in load_dataset(tiny_data).train[:8]))
+    config = yaml.safe_load(Path(tiny_data).read_text())
+    config.update(path=str(Path(tiny_data).parent), train=str(eight))
+    data = tmp_path / "eight.yaml"
+    data.write_text(yaml.safe_dump(config))
+    run = tiny_config(
+        data,
+        tmp_path / "run",
+        epochs=30,
+        batch=8,
+        lr=5e-3,
+        augment=AugmentConfig(hsv_gains=(0, 0, 0), flip_lr=0, scale=0, translate=0, mosaic=0),
+        close_mosaic=0,
+        patience=0,
+        warmup_epochs=1,
+    )
+    losses = [
+        row["train/box"] * 7.5 + row["train/cls"] * 0.5 for row in train(run, log=quiet).history
+    ]
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_resume_reproduces_an_uninterrupted_run_exactly(tiny_run, tmp_path):
+    interrupted = tmp_path / "interrupted"
+    shutil.copytree(tiny_run.out_dir, interrupted)
+    (interrupted / "last.pt").unlink()
+    result = resume(interrupted / "epoch1.pt", log=quiet)
+    assert result.epochs_run == 2
+    straight = load_checkpoint(tiny_run.last_path)
+    resumed = load_checkpoint(interrupted / "last.pt")
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    for key, value in straight["train_state"]["model"].items():
+        assert torch.equal(value, resumed["train_state"]["model"][key]), key
+
+    def without_timing(rows):
+        return [{k: v for k, v in row.items() if k != "images_per_s"} for row in rows]
+
+    assert without_timing(read_csv(interrupted / "results.csv")) == without_timing(
+        read_csv(tiny_run.out_dir / "results.csv")
+    )
+
+
+def test_a_finished_or_foreign_run_is_not_resumed_or_overwritten(tiny_run, tiny_data, tiny_config):
+    with pytest.raises(JetkitError, match="finished all 2 epochs"):
+        resume(tiny_run.last_path, log=quiet)
+    with pytest.raises(JetkitError, match="best.pt never does"):
+        resume(tiny_run.best_path, log=quiet)
+    with pytest.raises(JetkitError, match="already holds a training run"):
+        train(tiny_config(tiny_data, tiny_run.out_dir), log=quiet)
+
+
+def test_transfer_learning_loads_matching_tensors_and_freezes_stages(
+    tiny_run, tiny_data, tiny_config, tmp_path
+):
+    messages = []
+    result = train(
+        tiny_config(
+            tiny_data, tmp_path / "ft", epochs=1, weights=str(tiny_run.best_path), freeze=2
+        ),
+        log=messages.append,
+    )
+    assert any("transfer:" in m and "tensors loaded" in m for m in messages)
+    before = load_checkpoint(tiny_run.best_path)["state_dict"]
+    after = load_checkpoint(result.last_path)["train_state"]["model"]
+    stem = "backbone.stages.0.0.weight"
+    assert torch.equal(before[stem], after[stem])  # frozen
+    head = "head.cls.0.2.weight"
+    assert not torch.equal(before[head], after[head])  # trained
+
+
+def test_distillation_logs_its_terms_saves_only_the_student_and_turns_off_at_the_end(
+    tiny_run, tiny_data, tiny_config, tmp_path
+):
+    from trainer.distill import DistillConfig
+
+    config = tiny_config(
+        tiny_data,
+        tmp_path / "student",
+        teacher=str(tiny_run.best_path),
+        distill=DistillConfig(off_epochs=1, box_score_threshold=0.0),
+    )
+    result = train(config, log=quiet)
+    first, last = result.history
+    assert (
+        first["train/kd_logit"] > 0 and first["train/kd_feature"] > 0 and first["train/kd_box"] > 0
+    )
+    assert last["train/kd_logit"] == 0 and last["train/kd_feature"] == 0
+    checkpoint = load_checkpoint(result.best_path)
+    student_keys = set(DetectionModel(ModelConfig(6, "n")).state_dict())
+    assert set(checkpoint["state_dict"]) == student_keys
+    assert checkpoint["provenance"]["teacher"]["path"] == str(tiny_run.best_path)
+    assert len(checkpoint["provenance"]["teacher"]["sha256"]) == 64
+
+
+def test_a_teacher_for_other_classes_is_refused(tiny_run, tiny_data, tiny_config, tmp_path):
+    import yaml
+
+    config = yaml.safe_load(Path(tiny_data).read_text())
+    config["path"] = str(Path(tiny_data).parent)
+    config["names"] = [f"other{k}" for k in range(len(config["names"]))]
+    renamed = tmp_path / "renamed.yaml"
+    renamed.write_text(yaml.safe_dump(config))
+    from trainer.distill import DistillConfig
+
+    with pytest.raises(JetkitError, match="classes"):
+        train(
+            tiny_config(
+                renamed, tmp_path / "s", teacher=str(tiny_run.best_path), distill=DistillConfig()
+            ),
+            log=quiet,
+        )
+
+
+def test_ddp_with_gloo_on_two_cpu_processes(tiny_data, tmp_path):
+    script = Path(sys.executable).with_name("jetkit")
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [
+            script,
+            "train",
+            "--data",
+            tiny_data,
+            "--model",
+            "n",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "64",
+            "--batch",
+            "8",
+            "--out",
+            out,
+            "--nproc",
+            "2",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "over 2 processes" in result.stderr
+    assert (out / "best.pt").is_file() and len(read_csv(out / "results.csv")) == 1
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    rates = [lr_at(step, 100, 10, 1e-3, 0.1) for step in range(100)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:], strict=False))
+    assert rates[-1] == pytest.approx(1e-4, rel=0.01)
+
+
+def test_weight_decay_skips_batchnorm_and_biases():
+    model = DetectionModel(ModelConfig(2, "n"))
+    decay, no_decay = parameter_groups(model, 0.05)
+    assert all(p.ndim == 4 for p in decay["params"])
+    assert all(p.ndim == 1 for p in no_decay["params"])
+    total = len(decay["params"]) + len(no_decay["params"])
+    assert total == len(list(model.parameters()))

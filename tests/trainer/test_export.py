@@ -1,0 +1,75 @@
+"""Export: an ONNX model the edge runtime reads with its manifest, checked against torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edge.detector import Detector
+from edge.errors import JetkitError
+from edge.manifest import load_manifest
+from trainer.export import Parity, compare_outputs, export_checkpoint
+
+
+@pytest.fixture(scope="module")
+def val_images(tiny_data):
+    from edge.datasets import load_dataset
+
+    return [sample.image_path for sample in load_dataset(tiny_data).val]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run, val_images, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    return export_checkpoint(tiny_run.best_path, out, val_images, dynamic_batch=True, max_batch=4)
+
+
+def test_export_writes_onnx_with_the_manifest_embedded_and_beside_it(exported, tiny_run):
+    from edge.models import file_sha256
+
+    manifest = load_manifest(exported.manifest_path)
+    assert manifest.output.format == "yolov8" and manifest.input.shape == (4, 3, 96, 96)
+    assert manifest.input.dynamic_batch and manifest.input.max_batch == 4
+    assert manifest.classes == tuple(tiny_run.metrics["per_class"])
+    assert manifest.artifact.sha256 == file_sha256(exported.onnx_path)
+    assert manifest.provenance["checkpoint"] == str(tiny_run.best_path)
+    proto = onnx.load(exported.onnx_path)
+    assert any(p.key == "jetkit.manifest" for p in proto.metadata_props)
+    assert [i.name for i in proto.graph.input] == ["images"]
+
+
+def test_parity_with_torch_is_measured_on_real_images(exported):
+    assert exported.parity.images == 4
+    assert exported.parity.max_rel <= 1e-4
+    assert exported.parity.max_abs_score < 1e-4
+
+
+def test_the_edge_detector_runs_the_export_at_any_batch_up_to_the_maximum(exported, val_images):
+    from edge.images import read_image
+
+    detector = Detector.open(exported.onnx_path, conf=0.001)
+    frames = [read_image(path) for path in val_images[:3]]
+    batch = detector.detect_batch(frames)
+    single = [detector(frame) for frame in frames]
+    for a, b in zip(batch, single, strict=True):
+        np.testing.assert_allclose(a.xyxy, b.xyxy, atol=1e-3)
+
+
+def test_compare_outputs_reports_box_and_score_errors_separately():
+    torch_out = np.zeros((1, 6, 10), dtype=np.float32)
+    torch_out[0, :4] = 100
+    ort_out = torch_out.copy()
+    ort_out[0, 0, 3] += 0.5
+    ort_out[0, 5, 2] += 0.01
+    parity = compare_outputs(torch_out, ort_out)
+    assert parity == Parity(
+        images=1, max_abs_box_px=0.5, max_abs_score=pytest.approx(0.01), max_rel=0.005
+    )
+    assert not parity.passed(1e-4) and parity.passed(1e-2)
+
+
+def test_a_failed_parity_check_writes_nothing(tiny_run, val_images, tmp_path):
+    with pytest.raises(JetkitError, match="disagrees with torch"):
+        export_checkpoint(tiny_run.best_path, tmp_path, val_images, tolerance=0.0)
+    assert not list(tmp_path.glob("*model*"))

@@ -1,0 +1,55 @@
+"""The detection loss: target padding, a loss that falls when the model learns, and validation."""
+
+import pytest
+import torch
+
+from edge.errors import JetkitError
+from trainer.loss import DetectionLoss, LossConfig, pad_targets
+from trainer.model import DetectionModel, ModelConfig
+
+
+def test_pad_targets_groups_boxes_by_image():
+    targets = torch.tensor(
+        [[1, 2, 0, 0, 5, 5], [0, 1, 1, 1, 4, 4], [1, 0, 2, 2, 8, 8]], dtype=torch.float32
+    )
+    gt_class, gt_xyxy, mask = pad_targets(targets, batch=3)
+    assert gt_class.tolist() == [[1, -1], [2, 0], [-1, -1]]
+    assert mask.tolist() == [[True, False], [True, True], [False, False]]
+    assert gt_xyxy[1, 1].tolist() == [2, 2, 8, 8]
+    empty_class, empty_xyxy, empty_mask = pad_targets(torch.zeros(0, 6), batch=2)
+    assert empty_class.shape == (2, 0) and empty_xyxy.shape == (2, 0, 4)
+
+
+def test_a_few_steps_on_one_batch_lower_both_terms():
+    torch.manual_seed(0)
+    model = DetectionModel(ModelConfig(num_classes=3, size="n")).train()
+    images = torch.rand(2, 3, 96, 96)
+    targets = torch.tensor(
+        [[0, 1, 8, 8, 56, 40], [0, 2, 60, 50, 90, 90], [1, 0, 4, 4, 80, 80]], dtype=torch.float32
+    )
+    criterion = DetectionLoss(3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    history = []
+    for _ in range(25):
+        loss, parts = criterion(model(images), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append({k: float(v) for k, v in parts.items()})
+    assert history[-1]["box"] < 0.6 * history[0]["box"]
+    assert history[-1]["cls"] < 0.6 * history[0]["cls"]
+    assert criterion.last_assignment.fg_mask.any()
+
+
+def test_images_without_boxes_train_the_classifier_towards_background():
+    model = DetectionModel(ModelConfig(num_classes=2, size="n")).train()
+    loss, parts = DetectionLoss(2)(model(torch.rand(1, 3, 64, 64)), torch.zeros(0, 6))
+    assert parts["box"] == 0 and parts["cls"] > 0
+    loss.backward()
+
+
+def test_config_errors_name_the_option():
+    with pytest.raises(JetkitError, match="--box-loss 'iou'"):
+        LossConfig(box_kind="iou")
+    with pytest.raises(JetkitError, match="topk"):
+        LossConfig(topk=0)

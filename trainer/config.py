@@ -1,0 +1,105 @@
+"""One config object per experiment: everything `jetkit train`/`distill` needs, validated up front
+so that a bad value fails before any data is read, naming the option to fix."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from edge.errors import JetkitError
+from trainer.augment import AugmentConfig
+from trainer.distill import DistillConfig
+from trainer.loss import LossConfig
+from trainer.model import SIZES, STRIDES
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str = "runs/train"
+    model: str = "n"
+    epochs: int = 30
+    imgsz: int = 320
+    batch: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    final_lr_ratio: float = 0.05
+    grad_clip: float = 10.0
+    ema_tau: float = 500.0
+    patience: int = 15
+    close_mosaic: int = 2
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    freeze: int = 0
+    weights: str | None = None
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    save_period: int = 0
+    loss: LossConfig = field(default_factory=LossConfig)
+    teacher: str | None = None
+    distill: DistillConfig | None = None
+
+    def __post_init__(self) -> None:
+        positive_ints = ("epochs", "batch", "imgsz")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise JetkitError(f"{_option(name)} must be an integer >= 1, got {value!r}")
+        if self.imgsz % STRIDES[-1]:
+            raise JetkitError(
+                f"--imgsz {self.imgsz} must be a multiple of {STRIDES[-1]}, e.g. "
+                f"{max(STRIDES[-1], round(self.imgsz / STRIDES[-1]) * STRIDES[-1])}"
+            )
+        if self.model not in SIZES:
+            raise JetkitError(f"--model {self.model!r} is not one of {', '.join(SIZES)}")
+        for name in ("lr", "grad_clip", "ema_tau"):
+            if getattr(self, name) <= 0:
+                raise JetkitError(f"{_option(name)} must be > 0, got {getattr(self, name)}")
+        for name in (
+            "weight_decay",
+            "warmup_epochs",
+            "patience",
+            "close_mosaic",
+            "freeze",
+            "workers",
+            "save_period",
+        ):
+            if getattr(self, name) < 0:
+                raise JetkitError(f"{_option(name)} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.final_lr_ratio <= 1:
+            raise JetkitError(f"--final-lr-ratio must be in [0, 1], got {self.final_lr_ratio}")
+        if self.freeze > 5:
+            raise JetkitError(f"--freeze {self.freeze}: the backbone has 5 stages (0-5)")
+        if (self.teacher is None) != (self.distill is None):
+            raise JetkitError("distillation needs both a teacher checkpoint and its settings")
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        return self.imgsz, self.imgsz
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        loss = values.get("loss", {})
+        values["loss"] = loss if isinstance(loss, LossConfig) else LossConfig(**loss)
+        augment = values.get("augment", {})
+        values["augment"] = (
+            augment if isinstance(augment, AugmentConfig) else AugmentConfig(**augment)
+        )
+        distill = values.get("distill")
+        if isinstance(distill, dict):
+            values["distill"] = DistillConfig(**distill)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,531 @@
+"""The training loop behind `jetkit train` and `jetkit distill` (one process, or one per rank under
+`torchrun`, DDP with gloo on CPUs and NCCL on GPUs).
+
+Per epoch: shuffled, augmented batches (mosaic closed for the last epochs), AMP on CUDA, gradient
+clipping, EMA; then rank 0 validates the EMA weights through the edge runtime's decode/NMS and
+the COCO evaluator, logs a CSV row, writes `last.pt` (and `best.pt` on a new best mAP50-95), and
+stops early after `patience` epochs without improvement. Every random choice is a function of
+(seed, epoch, step or image), and the learning rate a function of the global step, so `--resume`
+from `last.pt` reproduces an uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edge.atomic import write_text_atomic
+from edge.datasets import DetectionSet, load_dataset, summarize
+from edge.errors import JetkitError
+from edge.evaluate import EvalResult, format_table
+from edge.manifest import PreprocessSpec
+from trainer.checkpoint import (
+    CHECKPOINT_FORMAT,
+    load_checkpoint,
+    load_matching,
+    model_config_of,
+    model_from_checkpoint,
+    preprocess_of,
+    save_checkpoint,
+)
+from trainer.config import TrainConfig
+from trainer.dataset import DetectionDataset, make_loader, normalize_batch, set_loader_epoch
+from trainer.distill import DistillLoss, FeatureAdapters, check_compatible
+from trainer.loss import DetectionLoss
+from trainer.model import STRIDES, DetectionModel, ModelConfig, freeze_stages
+from trainer.optim import ModelEMA, lr_at, parameter_groups
+from trainer.progress import ProgressBar
+from trainer.validate import validate
+
+Log = Callable[[str], None]
+LOSS_COLUMNS = ("box", "cls", "kd_logit", "kd_feature", "kd_box")
+CSV_COLUMNS = (
+    "epoch",
+    "lr",
+    *(f"train/{name}" for name in LOSS_COLUMNS),
+    "val/map50_95",
+    "val/map50",
+    "val/precision",
+    "val/recall",
+    "images_per_s",
+)
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class DistContext:
+    """This process's place under `torchrun` (RANK, WORLD_SIZE, LOCAL_RANK), or a single process."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls, device_kind: str) -> DistContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        context = cls(
+            int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+        )
+        if world > 1 and not torch.distributed.is_initialized():
+            backend = "nccl" if device_kind == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend=backend)
+        return context
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's decision (e.g. early stop) for every rank."""
+        if self.world == 1:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0])
+        torch.distributed.broadcast(value, src=0)
+        return bool(value.item())
+
+    def average_gradients(self, parameters: list[nn.Parameter]) -> None:
+        """For modules outside the DDP wrapper (distillation adapters)."""
+        if self.world == 1:
+            return
+        for param in parameters:
+            if param.grad is not None:
+                torch.distributed.all_reduce(param.grad)
+                param.grad /= self.world
+
+    def close(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    best_path: Path
+    last_path: Path
+    metrics: dict[str, Any]
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def select_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise JetkitError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
+        return torch.device("cuda", local_rank if name == "cuda" else int(name.split(":")[1]))
+    if name != "cpu":
+        raise JetkitError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
+    return torch.device("cpu")
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_history(path: Path, up_to_epoch: int) -> list[dict[str, float]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    return [row for row in rows if row["epoch"] <= up_to_epoch]
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: f"{row.get(k, 0.0):.6g}" for k in CSV_COLUMNS})
+    write_text_atomic(path, buffer.getvalue())
+
+
+def metrics_of(result: EvalResult) -> dict[str, float]:
+    return {
+        "map50_95": result.map50_95,
+        "map50": result.map50,
+        "precision": result.precision,
+        "recall": result.recall,
+    }
+
+
+class Trainer:
+    """Constructed from a config; `run()` does the work."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume_from: dict[str, Any] | None = None,
+        exist_ok: bool = False,
+        log: Log = stderr_log,
+    ) -> None:
+        self.config = config
+        self.resume_from = resume_from
+        self.exist_ok = exist_ok
+        self.out_dir = Path(config.out)
+        self._log = log
+
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            self._log(message)
+
+    def run(self) -> RunResult:
+        config = self.config
+        self.dist = DistContext.from_env(
+            "cuda"
+            if config.device.startswith("cuda")
+            or (config.device == "auto" and torch.cuda.is_available())
+            else "cpu"
+        )
+        try:
+            return self._run(config)
+        finally:
+            self.dist.close()
+
+    def _prepare_out_dir(self) -> None:
+        last = self.out_dir / "last.pt"
+        if self.resume_from is None and last.exists() and not self.exist_ok:
+            raise JetkitError(
+                f"{self.out_dir} already holds a training run; continue it with --resume "
+                f"{last}, overwrite it with --exist-ok, or choose another --out"
+            )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def _run(self, config: TrainConfig) -> RunResult:
+        torch.manual_seed(config.seed)
+        device = select_device(config.device, self.dist.local_rank)
+        if self.dist.is_main:
+            self._prepare_out_dir()
+        dataset = load_dataset(config.data)
+        names = list(dataset.names)
+        spec = PreprocessSpec()
+        model_config = ModelConfig(num_classes=len(names), size=config.model)
+        model = DetectionModel(model_config).to(device)
+        teacher, teacher_info = self._load_teacher(model_config, names, spec, device)
+        self.log(summarize(dataset))
+        if config.weights and self.resume_from is None:
+            weights = load_checkpoint(config.weights)
+            loaded, skipped = load_matching(model, weights["state_dict"])
+            self.log(
+                f"transfer: {loaded} tensors loaded from {config.weights}, {len(skipped)} kept "
+                "fresh (different shapes or names)"
+            )
+        freeze_stages(model, config.freeze)
+
+        adapters = None
+        distill_loss = None
+        if teacher is not None and config.distill is not None:
+            adapters = FeatureAdapters(
+                model_config.neck_channels,
+                model_config_of(teacher_info["checkpoint"]).neck_channels,
+            ).to(device)
+            distill_loss = DistillLoss(config.distill, adapters)
+
+        params = parameter_groups(model, config.weight_decay)
+        if adapters is not None and config.distill and config.distill.feature_mode != "none":
+            params += parameter_groups(adapters, config.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.999))
+        amp = config.amp and device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        ema = ModelEMA(model, config.ema_tau)
+
+        start_epoch, best_fitness, since_best = 0, -1.0, 0
+        history: list[dict[str, float]] = []
+        if self.resume_from is not None:
+            state = self.resume_from["train_state"]
+            model.load_state_dict(state["model"])
+            ema.model.load_state_dict(self.resume_from["state_dict"])
+            ema.updates = state["ema_updates"]
+            optimizer.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            if adapters is not None and state.get("adapters"):
+                adapters.load_state_dict(state["adapters"])
+            start_epoch = int(self.resume_from["epoch"])
+            best_fitness, since_best = state["best_fitness"], state["since_best"]
+            history = read_history(self.out_dir / "results.csv", start_epoch)
+            self.log(f"resuming {self.out_dir} after epoch {start_epoch}/{config.epochs}")
+
+        train_set = DetectionDataset(
+            dataset.train, config.input_hw, spec, augment=config.augment, seed=config.seed
+        )
+        per_rank_batch = max(1, config.batch // self.dist.world)
+        loader = make_loader(
+            train_set,
+            per_rank_batch,
+            shuffle=True,
+            seed=config.seed,
+            workers=config.workers,
+            distributed=self.dist.world > 1,
+            drop_last=len(train_set) > per_rank_batch,
+        )
+        ddp_model: nn.Module = model
+        if self.dist.world > 1:
+            ddp_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        criterion = DetectionLoss(len(names), config.loss)
+        steps_per_epoch = len(loader)
+        total_steps = steps_per_epoch * config.epochs
+        warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+        self.log(
+            f"training {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
+            f"params) on {device} for {config.epochs} epochs, {len(train_set)} images, batch "
+            f"{config.batch}"
+            + (f" over {self.dist.world} processes" if self.dist.world > 1 else "")
+            + (f", distilling from {config.teacher}" if teacher is not None else "")
+        )
+
+        epochs_run, stopped_early = start_epoch, False
+        for epoch in range(start_epoch, config.epochs):
+            mosaic = epoch < config.epochs - config.close_mosaic
+            distilling = (
+                distill_loss is not None and epoch < config.epochs - config.distill.off_epochs
+            )  # type: ignore[union-attr]
+            set_loader_epoch(loader, epoch, mosaic)
+            model.train()
+            freeze_stages(model, config.freeze)
+            if adapters is not None:
+                adapters.train()
+            sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
+            bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
+            started, seen = time.perf_counter(), 0
+            lr = config.lr
+            for step, (images_u8, targets, _indices) in enumerate(loader):
+                global_step = epoch * steps_per_epoch + step
+                lr = lr_at(global_step, total_steps, warmup_steps, config.lr, config.final_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                images = normalize_batch(images_u8, spec, device=device)
+                targets = targets.to(device)
+                with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                    out = ddp_model(images, raw=True)
+                    loss, parts = criterion(out, targets)
+                    if distilling:
+                        with torch.no_grad():
+                            teacher_out = teacher(images, raw=True)  # type: ignore[misc]
+                        kd_loss, kd_parts = distill_loss(out, teacher_out, targets)  # type: ignore[misc]
+                        loss = loss + kd_loss
+                        parts.update(kd_parts)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                if adapters is not None:
+                    self.dist.average_gradients(list(adapters.parameters()))
+                trainable = [p for g in optimizer.param_groups for p in g["params"]]
+                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                ema.update(model)
+                for name, value in parts.items():
+                    sums[name] += float(value)
+                seen += images.shape[0]
+                if self.dist.is_main:
+                    bar.update(step + 1, self._status(sums, step + 1))
+            rate = seen * self.dist.world / max(time.perf_counter() - started, 1e-9)
+            if self.dist.is_main:
+                bar.close(
+                    steps_per_epoch, self._status(sums, steps_per_epoch) + f" {rate:.1f} img/s"
+                )
+
+            stop = False
+            if self.dist.is_main:
+                result = validate(
+                    ema.model, dataset.val, names, config.input_hw, spec, config.batch, device
+                )
+                fitness = result.map50_95
+                row = {
+                    "epoch": float(epoch + 1),
+                    "lr": lr,
+                    **{f"train/{k}": v / steps_per_epoch for k, v in sums.items()},
+                    **{f"val/{k}": v for k, v in metrics_of(result).items()},
+                    "images_per_s": rate,
+                }
+                history.append(row)
+                write_history(self.out_dir / "results.csv", history)
+                improved = fitness > best_fitness
+                if improved:
+                    best_fitness, since_best = fitness, 0
+                else:
+                    since_best += 1
+                self.log(
+                    f"  val mAP50-95 {result.map50_95:.4f}  mAP50 {result.map50:.4f}  "
+                    f"P {result.precision:.3f}  R {result.recall:.3f}"
+                    + ("  (best)" if improved else f"  (best {best_fitness:.4f})")
+                )
+                checkpoint = self._checkpoint(
+                    model_config, names, spec, ema, epoch + 1, metrics_of(result), teacher_info
+                )
+                if improved:
+                    save_checkpoint(checkpoint, self.out_dir / "best.pt")
+                checkpoint["best_fitness"] = best_fitness
+                checkpoint["train_state"] = {
+                    "model": model.state_dict(),
+                    "ema_updates": ema.updates,
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "adapters": adapters.state_dict() if adapters is not None else {},
+                    "best_fitness": best_fitness,
+                    "since_best": since_best,
+                }
+                save_checkpoint(checkpoint, self.out_dir / "last.pt")
+                if config.save_period and (epoch + 1) % config.save_period == 0:
+                    save_checkpoint(checkpoint, self.out_dir / f"epoch{epoch + 1}.pt")
+                stop = config.patience > 0 and since_best >= config.patience
+            epochs_run = epoch + 1
+            if self.dist.broadcast_flag(stop):
+                stopped_early = True
+                self.log(f"early stop: no better mAP50-95 for {config.patience} epochs")
+                break
+
+        metrics: dict[str, Any] = {}
+        if self.dist.is_main:
+            metrics = self._finish(dataset, names, spec, device, history)
+        return RunResult(
+            self.out_dir,
+            self.out_dir / "best.pt",
+            self.out_dir / "last.pt",
+            metrics,
+            epochs_run,
+            stopped_early,
+            history,
+        )
+
+    @staticmethod
+    def _status(sums: dict[str, float], steps: int) -> str:
+        shown = [f"{k} {v / steps:.3f}" for k, v in sums.items() if v]
+        return "  ".join(shown)
+
+    def _load_teacher(
+        self, student: ModelConfig, names: list[str], spec: PreprocessSpec, device: torch.device
+    ) -> tuple[nn.Module | None, dict[str, Any]]:
+        config = self.config
+        if config.teacher is None:
+            return None, {}
+        checkpoint = load_checkpoint(config.teacher)
+        teacher_config = model_config_of(checkpoint)
+        check_compatible(teacher_config, student, list(checkpoint["names"]), names)
+        if list(checkpoint.get("strides", STRIDES)) != list(STRIDES):
+            raise JetkitError(
+                f"the teacher predicts on strides {checkpoint['strides']}, the student on "
+                f"{list(STRIDES)}; feature and box distillation need the same levels"
+            )
+        if preprocess_of(checkpoint) != spec:
+            raise JetkitError(
+                f"the teacher {config.teacher} was trained with other preprocessing "
+                f"({checkpoint['preprocess']}); distillation needs the same input"
+            )
+        teacher = model_from_checkpoint(checkpoint).to(device)
+        for param in teacher.parameters():
+            param.requires_grad_(False)
+        teacher.eval()
+        path = Path(config.teacher)
+        info = {
+            "checkpoint": checkpoint,
+            "path": str(path),
+            "sha256": file_digest(path) if path.is_file() else None,
+            "model": teacher_config.size,
+            "metrics": checkpoint.get("metrics", {}),
+        }
+        self.log(
+            f"teacher: {config.teacher} ({teacher_config.size}, mAP50-95 "
+            f"{checkpoint.get('metrics', {}).get('map50_95', float('nan')):.4f}), frozen"
+        )
+        return teacher, info
+
+    def _checkpoint(
+        self,
+        model_config: ModelConfig,
+        names: list[str],
+        spec: PreprocessSpec,
+        ema: ModelEMA,
+        epoch: int,
+        metrics: dict[str, float],
+        teacher_info: dict[str, Any],
+    ) -> dict[str, Any]:
+        provenance: dict[str, Any] = {
+            "dataset": str(Path(self.config.data).resolve()),
+            "trained_by": "jetkit train" if not teacher_info else "jetkit distill",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        if teacher_info:
+            provenance["teacher"] = {
+                k: teacher_info[k] for k in ("path", "sha256", "model", "metrics")
+            }
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": model_config.to_dict(),
+            "names": names,
+            "strides": list(STRIDES),
+            "imgsz": list(self.config.input_hw),
+            "preprocess": asdict(spec),
+            "state_dict": {k: v.detach().cpu() for k, v in ema.model.state_dict().items()},
+            "config": self.config.to_dict(),
+            "epoch": epoch,
+            "metrics": metrics,
+            "provenance": provenance,
+        }
+
+    def _finish(
+        self,
+        dataset: DetectionSet,
+        names: list[str],
+        spec: PreprocessSpec,
+        device: torch.device,
+        history: list[dict[str, float]],
+    ) -> dict[str, Any]:
+        """Evaluate best.pt once more for the per-class table and PR curves; write the plots."""
+        from trainer.plots import plot_history, plot_pr_curves
+
+        best = load_checkpoint(self.out_dir / "best.pt")
+        model = model_from_checkpoint(best).to(device)
+        result = validate(
+            model, dataset.val, names, self.config.input_hw, spec, self.config.batch, device
+        )
+        self.log(format_table(result))
+        summary = {**result.to_dict(), "best_epoch": best["epoch"], "epochs": len(history)}
+        write_text_atomic(self.out_dir / "results.json", json.dumps(summary, indent=2) + "\n")
+        plot_history(history, self.out_dir)
+        plot_pr_curves(result, self.out_dir / "pr_curve.png")
+        self.log(
+            f"best mAP50-95 {result.map50_95:.4f} (epoch {best['epoch']}): {self.out_dir / 'best.pt'}"
+        )
+        return summary
+
+
+def train(config: TrainConfig, exist_ok: bool = False, log: Log = stderr_log) -> RunResult:
+    return Trainer(config, exist_ok=exist_ok, log=log).run()
+
+
+def resume(path: str | os.PathLike[str], log: Log = stderr_log) -> RunResult:
+    """Continue the run that wrote `path` (its last.pt, or an epochN.pt) in that folder, with its
+    saved config."""
+    checkpoint = load_checkpoint(path)
+    if "train_state" not in checkpoint:
+        raise JetkitError(
+            f"{path} holds no training state (best.pt never does); resume from last.pt"
+        )
+    config = TrainConfig.from_dict(checkpoint["config"]).replace(out=str(Path(path).parent))
+    if int(checkpoint["epoch"]) >= config.epochs:
+        raise JetkitError(f"{path} finished all {config.epochs} epochs; nothing to resume")
+    return Trainer(config, resume_from=checkpoint, log=log).run()
