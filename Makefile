@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test test-jetson demo lint bench clean
+.PHONY: setup test test-jetson demo lint bench bench-train clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,6 +25,11 @@ bench: setup
 	$(PY) benchmarks/bench_preprocess.py
 	$(PY) benchmarks/bench_cli_overhead.py
 	$(PY) benchmarks/bench_import.py
+
+# The trainer's benchmarks take long on a CPU (the distillation one about an hour on 2 cores).
+bench-train: setup
+	$(PY) benchmarks/bench_distill.py
+	$(PY) benchmarks/bench_train_gpu.py
 
 lint: setup
 	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks

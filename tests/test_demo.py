@@ -11,14 +11,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_demo_runs_end_to_end(tmp_path):
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PY=sys.executable, JETKIT=str(bin_dir / "jetkit"))
+    env = dict(
+        os.environ,
+        PY=sys.executable,
+        JETKIT=str(bin_dir / "jetkit"),
+        DEMO_EPOCHS="1",
+        DEMO_IMAGES="16",
+        DEMO_IMGSZ="96",
+    )
     result = subprocess.run(
         ["bash", "scripts/demo.sh", str(tmp_path)],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert "street.jpg: 2 detections" in result.stdout
@@ -28,3 +35,8 @@ def test_demo_runs_end_to_end(tmp_path):
         "street.jpg",
     ]
     assert json.loads((tmp_path / "bench.json").read_text())["iterations"] >= 10
+    evaluation = json.loads((tmp_path / "student-eval.json").read_text())
+    assert set(evaluation) >= {"map50_95", "map50", "per_class"}
+    assert (tmp_path / "student" / "onnx" / "model.onnx").is_file()
+    assert len(list((tmp_path / "student-annotated").iterdir())) == 4
+    assert json.loads((tmp_path / "student-bench.json").read_text())["iterations"] >= 10

@@ -9,7 +9,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 # The option that sets each SynthConfig field, so that errors name what the user typed.
 _OPTION_OF_FIELD = {
@@ -18,7 +18,6 @@ _OPTION_OF_FIELD = {
     "imgsz": "--imgsz",
     "seed": "--seed",
 }
-_PROGRESS_STEP_PERCENT = 5
 
 
 def register_data(subparsers: Any) -> None:
@@ -52,6 +51,7 @@ def register_data(subparsers: Any) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     from edge.errors import JetkitError
+    from trainer.progress import ProgressBar
     from trainer.synth import SYNTH_CLASSES, SynthConfig, SynthConfigError, write_synth_dataset
 
     given = {
@@ -63,33 +63,22 @@ def run_synth(args: argparse.Namespace) -> int:
         config = SynthConfig(**given)
     except SynthConfigError as exc:
         raise JetkitError(f"{_OPTION_OF_FIELD[exc.field]} {exc.problem}") from None
-    counter = ProgressCounter(sys.stderr)
-    data_yaml = write_synth_dataset(Path(args.out), config, progress=counter)
-    if counter.done == 0:
+    total = config.train_images + config.val_images
+    bar = ProgressBar(total, "synth")
+    done = [0]
+
+    def progress(count: int, _total: int) -> None:
+        done[0] = count
+        bar.update(count, "images")
+
+    data_yaml = write_synth_dataset(Path(args.out), config, progress=progress)
+    if done[0]:
+        bar.close(done[0], "images")
+    else:
         print(f"synth: {args.out} already holds this data set; reusing it", file=sys.stderr)
     print(label_summary(data_yaml.parent, SYNTH_CLASSES), file=sys.stderr)
     print(data_yaml)
     return 0
-
-
-class ProgressCounter:
-    """`progress(done, total)` for long loops: `synth: 420/1000 images (42%)` redrawn in place on
-    `stream` each time a few more percent are done."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.done = 0
-        self._shown_step = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        self.done = done
-        step = done * 100 // total // _PROGRESS_STEP_PERCENT
-        if step > self._shown_step or done == total:
-            self._shown_step = step
-            self.stream.write(f"\rsynth: {done}/{total} images ({done * 100 // total}%)")
-            if done == total:
-                self.stream.write("\n")
-            self.stream.flush()
 
 
 def label_summary(root: Path, names: tuple[str, ...]) -> str:

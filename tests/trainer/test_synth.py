@@ -274,7 +274,7 @@ def test_cli_writes_the_data_set_then_reuses_it(tmp_path):
     result = jetkit(*args)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out / "data.yaml")
-    assert "synth: 6/6 images (100%)" in result.stderr
+    assert "synth 6/6 [" in result.stderr
     assert "6 images (4 train, 2 val, " in result.stderr and " boxes: circle " in result.stderr
     assert len(list((out / "images" / "train").glob("*.jpg"))) == 4
     assert len(list((out / "labels" / "val").glob("*.txt"))) == 2

@@ -1,0 +1,77 @@
+"""Whole teacher → student experiments on the built-in data set, one object each: the schedule
+`jetkit demo` runs and the distillation benchmark measures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trainer.config import TrainConfig
+from trainer.distill import DistillConfig
+from trainer.synth import SynthConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    synth: SynthConfig
+    imgsz: int
+    batch: int
+    teacher_model: str
+    teacher_epochs: int
+    student_model: str
+    student_epochs: int
+    distill: DistillConfig = DistillConfig()
+
+    def teacher_config(self, data: str, out: str, seed: int = 0) -> TrainConfig:
+        return TrainConfig(
+            data=data,
+            out=out,
+            model=self.teacher_model,
+            epochs=self.teacher_epochs,
+            imgsz=self.imgsz,
+            batch=self.batch,
+            seed=seed,
+            patience=0,
+        )
+
+    def student_config(
+        self, data: str, out: str, seed: int = 0, teacher: str | None = None
+    ) -> TrainConfig:
+        """The plain student without `teacher`; the distilled one, same schedule, with it."""
+        return TrainConfig(
+            data=data,
+            out=out,
+            model=self.student_model,
+            epochs=self.student_epochs,
+            imgsz=self.imgsz,
+            batch=self.batch,
+            seed=seed,
+            patience=0,
+            teacher=teacher,
+            distill=self.distill if teacher else None,
+        )
+
+
+# The default of `jetkit demo`: about 20 minutes of CPU on 2 cores for all three models.
+DEMO = Recipe(
+    name="demo",
+    synth=SynthConfig(train_images=400, val_images=100, imgsz=256, seed=0),
+    imgsz=256,
+    batch=16,
+    teacher_model="s",
+    teacher_epochs=30,
+    student_model="n",
+    student_epochs=30,
+)
+# `--quick`: the same chain in a few minutes; the numbers mean little.
+QUICK = Recipe(
+    name="quick",
+    synth=SynthConfig(train_images=120, val_images=40, imgsz=192, seed=0),
+    imgsz=192,
+    batch=16,
+    teacher_model="s",
+    teacher_epochs=4,
+    student_model="n",
+    student_epochs=4,
+)
+RECIPES = {recipe.name: recipe for recipe in (DEMO, QUICK)}
