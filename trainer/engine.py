@@ -192,12 +192,7 @@ class Trainer:
 
     def run(self) -> RunResult:
         config = self.config
-        self.dist = DistContext.from_env(
-            "cuda"
-            if config.device.startswith("cuda")
-            or (config.device == "auto" and torch.cuda.is_available())
-            else "cpu"
-        )
+        self.dist = DistContext.from_env(select_device(config.device).type)
         try:
             return self._run(config)
         finally:

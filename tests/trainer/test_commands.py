@@ -100,3 +100,81 @@ def test_nproc_is_removed_from_the_command_torchrun_repeats():
         "d",
     ]
     assert strip_option(["train", "--nproc=2"], "--nproc") == ["train"]
+
+
+def test_eval_agrees_with_pycocotools_on_a_hand_made_coco_case(tmp_path, blob_onnx):
+    """Three blob scenes and a COCO json whose ground truth is partly wrong on purpose (one box
+    shifted, one object that is not in the image): `jetkit eval` must report exactly what
+    pycocotools computes from the same detections."""
+    import contextlib
+    import io
+
+    import cv2
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from edge.detector import Detector
+    from edge.evaluate import EVAL_THRESHOLDS
+    from edge.samples import draw_blob_scene
+
+    scenes = [
+        ((640, 480), {"red": (40, 40, 240, 200), "blue": (300, 260, 600, 440)}),
+        ((480, 640), {"green": (60, 300, 400, 600)}),
+        ((800, 450), {"red": (500, 50, 760, 400), "green": (40, 40, 200, 160)}),
+    ]
+    category_of = {"red": 1, "green": 3, "blue": 7}  # sparse ids, as COCO has
+    images, annotations = [], []
+    for image_id, (size_wh, boxes) in enumerate(scenes, start=1):
+        path = tmp_path / "images" / f"scene{image_id}.png"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), draw_blob_scene(size_wh, boxes, seed=image_id))
+        images.append(
+            {"id": image_id, "file_name": path.name, "width": size_wh[0], "height": size_wh[1]}
+        )
+        for name, (x0, y0, x1, y1) in boxes.items():
+            annotations.append(
+                {
+                    "image_id": image_id,
+                    "category_id": category_of[name],
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                }
+            )
+    annotations[0]["bbox"][0] += 60  # a shifted box: IoU ~0.5 with what is drawn
+    annotations.append({"image_id": 2, "category_id": 1, "bbox": [10, 10, 50, 50]})  # not drawn
+    for ann_id, annotation in enumerate(annotations, start=1):
+        annotation.update(id=ann_id, iscrowd=0, area=annotation["bbox"][2] * annotation["bbox"][3])
+    categories = [{"id": i, "name": n} for n, i in category_of.items()]
+    instances = tmp_path / "instances.json"
+    instances.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+
+    result = jetkit("eval", blob_onnx, "--data", instances, "--json")
+    assert result.returncode == 0, result.stderr
+    reported = json.loads(result.stdout)
+
+    t = EVAL_THRESHOLDS
+    detector = Detector.open(blob_onnx, conf=t.conf, iou=t.iou, max_detections=t.max_detections)
+    detections = []
+    for image in images:
+        found = detector(cv2.imread(str(tmp_path / "images" / image["file_name"])))
+        for (x0, y0, x1, y1), score, k in zip(
+            found.xyxy, found.scores, found.class_ids, strict=True
+        ):
+            detections.append(
+                {
+                    "image_id": image["id"],
+                    "category_id": [1, 3, 7][k],
+                    "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                    "score": float(score),
+                }
+            )
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(instances))
+        evaluator = COCOeval(gt, gt.loadRes(detections), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    assert 0 < evaluator.stats[0] < 0.9
+    assert reported["map50_95"] == pytest.approx(evaluator.stats[0], abs=1e-4)
+    assert reported["map50"] == pytest.approx(evaluator.stats[1], abs=1e-4)

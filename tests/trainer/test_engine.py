@@ -110,6 +110,16 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tiny_run, tmp_path):
     )
 
 
+def test_early_stopping_ends_a_run_that_stops_improving(tiny_data, tiny_config, tmp_path):
+    # With a learning rate this small only BatchNorm statistics move: mAP50-95 soon stops rising.
+    config = tiny_config(tiny_data, tmp_path / "flat", epochs=12, lr=1e-12, patience=2)
+    result = train(config, log=quiet)
+    best_epoch = load_checkpoint(result.best_path)["epoch"]
+    assert result.stopped_early and result.epochs_run == best_epoch + 2 < 12
+    history = [row["val/map50_95"] for row in result.history]
+    assert max(history[best_epoch:]) <= history[best_epoch - 1]
+
+
 def test_a_finished_or_foreign_run_is_not_resumed_or_overwritten(tiny_run, tiny_data, tiny_config):
     with pytest.raises(JetkitError, match="finished all 2 epochs"):
         resume(tiny_run.last_path, log=quiet)
