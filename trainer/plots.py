@@ -94,7 +94,7 @@ def plot_pr_curves(result: EvalResult, path: Path) -> Path:
     axis.set_ylabel("precision")
     axis.set_xlim(0, 1)
     axis.set_ylim(0, 1.01)
-    axis.legend(loc="lower left", fontsize=7)
+    axis.legend(loc="upper right", fontsize=7)
     axis.set_title("PR curves (IoU 0.5)")
     figure.tight_layout()
     _save(figure, path)
