@@ -23,32 +23,39 @@ class Recipe:
     distill: DistillConfig = DistillConfig()
 
     def teacher_config(self, data: str, out: str, seed: int = 0) -> TrainConfig:
-        return TrainConfig(
-            data=data,
-            out=out,
-            model=self.teacher_model,
-            epochs=self.teacher_epochs,
-            imgsz=self.imgsz,
-            batch=self.batch,
-            seed=seed,
-            patience=0,
-        )
+        return self._config(data, out, seed, self.teacher_model, self.teacher_epochs)
 
     def student_config(
         self, data: str, out: str, seed: int = 0, teacher: str | None = None
     ) -> TrainConfig:
         """The plain student without `teacher`; the distilled one, same schedule, with it."""
+        distill = self.distill if teacher else None
+        return self._config(
+            data, out, seed, self.student_model, self.student_epochs, teacher, distill
+        )
+
+    def _config(
+        self,
+        data: str,
+        out: str,
+        seed: int,
+        model: str,
+        epochs: int,
+        teacher: str | None = None,
+        distill: DistillConfig | None = None,
+    ) -> TrainConfig:
+        # A fixed schedule (no early stop) so that runs of one recipe compare epoch for epoch.
         return TrainConfig(
             data=data,
             out=out,
-            model=self.student_model,
-            epochs=self.student_epochs,
+            model=model,
+            epochs=epochs,
             imgsz=self.imgsz,
             batch=self.batch,
             seed=seed,
             patience=0,
             teacher=teacher,
-            distill=self.distill if teacher else None,
+            distill=distill,
         )
 
 

@@ -2,32 +2,13 @@
 `jetkit: error: …`, exit status 2, no traceback."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import assert_user_error, jetkit
 
 from edge.samples import build_blob_detector
-
-
-def jetkit(*args, cwd=None):
-    """Run the installed console script the way a user does."""
-    script = Path(sys.executable).with_name("jetkit")
-    return subprocess.run(
-        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_inspect_prints_the_embedded_manifest(blob_onnx):

@@ -4,28 +4,11 @@ cases: one line `jetkit: error: …`, exit status 2, no traceback."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from cli_helpers import assert_user_error, jetkit
 
 from trainer.commands import strip_option
-
-
-def jetkit(*args, cwd=None, timeout=240):
-    script = Path(sys.executable).with_name("jetkit")
-    return subprocess.run(
-        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
-    )
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_train_then_eval_and_export_from_the_command_line(tiny_data, tmp_path):

@@ -4,12 +4,10 @@ all or nothing, and `jetkit data synth` as a user runs it."""
 
 import hashlib
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_user_error, jetkit
 
 from edge.datasets import load_dataset
 from edge.errors import JetkitError
@@ -31,22 +29,6 @@ from trainer.synth import (
 
 SMALL = SynthConfig(train_images=16, val_images=6, imgsz=128, seed=3)
 LABEL_LINE = re.compile(r"^[0-5]( [01]\.\d{6}){4}$")
-
-
-def jetkit(*args, cwd=None):
-    """Run the installed console script the way a user does."""
-    script = Path(sys.executable).with_name("jetkit")
-    return subprocess.run(
-        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-
-
-def assert_user_error(result, *fragments):
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def file_bytes(root):

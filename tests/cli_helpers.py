@@ -1,0 +1,24 @@
+"""Running the installed `jetkit` console script the way a user does, and checking that a user
+mistake comes back as one line `jetkit: error: …` with exit status 2 and no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+def jetkit(*args, cwd=None, timeout=240):
+    script = Path(sys.executable).with_name("jetkit")
+    return subprocess.run(
+        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+    )
+
+
+def assert_user_error(result, *fragments):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -1,0 +1,23 @@
+"""Recipes: the plain and the distilled student differ only by the teacher, and every recipe's
+student is at most a quarter of its teacher."""
+
+from trainer.model import DetectionModel, ModelConfig, count_gflops, count_parameters
+from trainer.recipes import RECIPES
+
+
+def test_plain_and_distilled_students_share_everything_but_the_teacher():
+    for recipe in RECIPES.values():
+        plain = recipe.student_config("data.yaml", "out", seed=1).to_dict()
+        distilled = recipe.student_config("data.yaml", "out", seed=1, teacher="t.pt").to_dict()
+        assert distilled.pop("teacher") == "t.pt" and distilled.pop("distill") is not None
+        assert plain.pop("teacher") is None and plain.pop("distill") is None
+        assert plain == distilled
+
+
+def test_each_student_has_at_most_a_quarter_of_its_teachers_size():
+    for recipe in RECIPES.values():
+        hw = (recipe.imgsz, recipe.imgsz)
+        student = DetectionModel(ModelConfig(6, recipe.student_model))
+        teacher = DetectionModel(ModelConfig(6, recipe.teacher_model))
+        assert count_parameters(student) <= count_parameters(teacher) / 4
+        assert count_gflops(student, hw) <= count_gflops(teacher, hw) / 4
