@@ -1,0 +1,49 @@
+"""Artifact files and their manifests: each derived model (FP16, INT8 Q/DQ) gets its own
+manifest — kind, precision, sha256 — with provenance linking it to the ONNX it came from, written
+embedded and beside the file, atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge.atomic import write_bytes_atomic
+from edge.manifest import ArtifactSpec, Manifest, embed_manifest, save_manifest, sidecar_path
+from edge.models import file_sha256
+
+
+def derived_manifest(
+    source: Manifest,
+    source_path: Path,
+    out_path: Path,
+    kind: str,
+    precision: str,
+    provenance: dict[str, Any],
+) -> Manifest:
+    """`source`'s manifest for the artifact at `out_path` (sha256 filled in once written)."""
+    return source.replace(
+        name=out_path.stem,
+        artifact=ArtifactSpec(file=out_path.name, kind=kind, precision=precision),
+        provenance={
+            **source.provenance,
+            **provenance,
+            "source": {"file": str(source_path), "sha256": file_sha256(source_path)},
+        },
+    )
+
+
+def write_artifact(model_proto: Any, manifest: Manifest, out_path: Path) -> Manifest:
+    """Embed `manifest`, write the model atomically, then the sidecar with the file's sha256."""
+    embed_manifest(model_proto, manifest)
+    write_bytes_atomic(out_path, model_proto.SerializeToString())
+    assert manifest.artifact is not None
+    final = manifest.replace(
+        artifact=ArtifactSpec(
+            file=manifest.artifact.file,
+            kind=manifest.artifact.kind,
+            precision=manifest.artifact.precision,
+            sha256=file_sha256(out_path),
+        )
+    )
+    save_manifest(final, sidecar_path(out_path))
+    return final

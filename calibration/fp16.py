@@ -1,0 +1,49 @@
+"""FP16 artifacts: weights and compute in float16, inputs and outputs kept float32 so the runtime
+feeds and decodes them exactly as the FP32 model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from calibration.artifacts import derived_manifest, write_artifact
+from edge.errors import JetkitError
+from edge.manifest import Manifest
+
+
+def convert_fp16(
+    source_path: str | Path,
+    manifest: Manifest,
+    out_path: str | Path,
+    keep_float32_ops: tuple[str, ...] = (),
+) -> Manifest:
+    """Write the FP16 version of the ONNX at `source_path` to `out_path`; returns its manifest.
+    `keep_float32_ops` lists op types left in float32 (e.g. ones that overflow in FP16)."""
+    import onnx
+    from onnxconverter_common import float16
+
+    source_path, out_path = Path(source_path), Path(out_path)
+    try:
+        model = onnx.load(str(source_path))
+    except Exception as exc:  # protobuf raises several kinds for files that are not ONNX
+        raise JetkitError(f"{source_path} is not an ONNX model ({type(exc).__name__})") from None
+    if manifest.artifact is not None and manifest.artifact.precision != "fp32":
+        raise JetkitError(
+            f"{source_path} is already {manifest.artifact.precision}; convert the FP32 ONNX"
+        )
+    # The converter names the casts it adds after the nodes they feed: unnamed nodes would give
+    # duplicate names, which ONNX Runtime refuses.
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+    converted = float16.convert_float_to_float16(
+        model, keep_io_types=True, op_block_list=list(keep_float32_ops) or None
+    )
+    target = derived_manifest(
+        manifest,
+        source_path,
+        out_path,
+        "onnx-fp16",
+        "fp16",
+        {"fp16": {"keep_float32_ops": list(keep_float32_ops)}},
+    )
+    return write_artifact(converted, target, out_path)
