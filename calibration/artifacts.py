@@ -47,3 +47,11 @@ def write_artifact(model_proto: Any, manifest: Manifest, out_path: Path) -> Mani
     )
     save_manifest(final, sidecar_path(out_path))
     return final
+
+
+def name_unnamed_nodes(model_proto: Any) -> None:
+    """Give every unnamed node a unique name (`<op>_<index>`), in place: the converters name the
+    nodes they insert after the nodes they touch, and duplicate names make a model invalid."""
+    for index, node in enumerate(model_proto.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"

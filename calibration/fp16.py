@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibration.artifacts import derived_manifest, write_artifact
+from calibration.artifacts import derived_manifest, name_unnamed_nodes, write_artifact
 from edge.errors import JetkitError
 from edge.manifest import Manifest
 
@@ -30,11 +30,7 @@ def convert_fp16(
         raise JetkitError(
             f"{source_path} is already {manifest.artifact.precision}; convert the FP32 ONNX"
         )
-    # The converter names the casts it adds after the nodes they feed: unnamed nodes would give
-    # duplicate names, which ONNX Runtime refuses.
-    for index, node in enumerate(model.graph.node):
-        if not node.name:
-            node.name = f"{node.op_type}_{index}"
+    name_unnamed_nodes(model)
     converted = float16.convert_float_to_float16(
         model, keep_io_types=True, op_block_list=list(keep_float32_ops) or None
     )
