@@ -11,8 +11,10 @@ same ranges also give a TensorRT calibration cache for implicit INT8 on older Je
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,7 @@ def quantize_int8(
     runtime: str = "tensorrt",
     method: str = "entropy",
     exclude: Sequence[str] = (),
+    log: Callable[[str], None] = lambda _message: None,
 ) -> Int8Result:
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -106,28 +109,31 @@ def quantize_int8(
     excluded = tuple(dict.fromkeys([*output_tail_nodes(model), *exclude]))
     symmetric = runtime == "tensorrt"
     batches = CalibrationBatches(list(image_paths), manifest, batch=1)
+    log(f"calibrating on {len(batches.paths)} images ({method}, {runtime})")
     with tempfile.TemporaryDirectory(prefix="jetkit-int8-") as scratch:
         named = Path(scratch) / "source.onnx"
         onnx.save(model, str(named))
         ranges_path = Path(scratch) / "ranges.json"
         quantized_path = Path(scratch) / "int8.onnx"
-        quantize_static(
-            str(named),
-            str(quantized_path),
-            _Reader(batches, manifest.input.name),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=list(excluded),
-            calibrate_method={
-                "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile,
-                "minmax": CalibrationMethod.MinMax,
-            }[method],
-            extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
-            calibration_cache_path=str(ranges_path),
-        )
+        # The calibrators print progress to stdout, which belongs to the command's own output.
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(named),
+                str(quantized_path),
+                _Reader(batches, manifest.input.name),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(excluded),
+                calibrate_method={
+                    "entropy": CalibrationMethod.Entropy,
+                    "percentile": CalibrationMethod.Percentile,
+                    "minmax": CalibrationMethod.MinMax,
+                }[method],
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+                calibration_cache_path=str(ranges_path),
+            )
         ranges = load_tensors_data(ranges_path)
         quantized = onnx.load(str(quantized_path))
     # Ranges come as arrays (one value, or one per channel); the cache needs one amax.

@@ -10,7 +10,6 @@ from calibration.gate import output_drift, run_gate
 from calibration.int8 import quantize_int8
 from edge.datasets import load_dataset
 from edge.detector import Detector
-from edge.samples import BLOB_CLASSES, draw_blob_scene
 
 
 def test_drift_figures():
@@ -19,28 +18,6 @@ def test_drift_figures():
     assert same.max_abs == 0 and same.cosine == pytest.approx(1.0)
     moved = output_drift(a, a + [0, 0, 1])
     assert moved.max_abs == 1 and moved.mean_abs == pytest.approx(1 / 3) and moved.cosine < 1
-
-
-@pytest.fixture(scope="module")
-def blob_val(tmp_path_factory):
-    """Twelve blob scenes as a YOLO data set, boxes known exactly."""
-    root = tmp_path_factory.mktemp("blobs")
-    rng = np.random.default_rng(1)
-    for i in range(12):
-        (root / "images").mkdir(exist_ok=True)
-        (root / "labels").mkdir(exist_ok=True)
-        lines, boxes = [], {}
-        for k, name in enumerate(BLOB_CLASSES):
-            if rng.random() < 0.7:
-                x, y = (int(v) for v in rng.integers(0, 420, 2))
-                w, h = (int(v) for v in rng.integers(60, 200, 2))
-                boxes[name] = (x, y, x + w, y + h)
-                lines.append(f"{k} {(x + w / 2) / 640} {(y + h / 2) / 640} {w / 640} {h / 640}\n")
-        cv2.imwrite(str(root / "images" / f"s{i}.png"), draw_blob_scene((640, 640), boxes, seed=i))
-        (root / "labels" / f"s{i}.txt").write_text("".join(lines))
-    names = ", ".join(BLOB_CLASSES)
-    (root / "data.yaml").write_text(f"train: images\nval: images\nnames: [{names}]\n")
-    return root / "data.yaml"
 
 
 def test_well_calibrated_int8_passes(blob_onnx, blob_val, tmp_path):

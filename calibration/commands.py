@@ -1,0 +1,115 @@
+"""`jetkit calibrate`: FP16 or INT8 artifacts from an FP32 ONNX, checked by the accuracy gate.
+
+Only argparse at import time; onnx/onnxruntime load in the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from edge.errors import JetkitError
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from calibration.data import calibration_images, select_images
+    from edge.detector import Detector
+
+    source = Path(args.model)
+    manifest = Detector.open(source).manifest
+    out_dir = Path(args.out or source.parent)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{source.stem}-{args.precision}"
+    staging = out_dir / f".{name}.tmp-{os.getpid()}"
+    staging.mkdir()
+    try:
+        artifact = staging / f"{name}.onnx"
+        if args.precision == "fp16":
+            from calibration.fp16 import convert_fp16
+
+            convert_fp16(source, manifest, artifact)
+        else:
+            from calibration.int8 import quantize_int8, trt_cache_from
+            from calibration.trt_cache import write_cache
+
+            if args.data is None:
+                raise JetkitError(
+                    "--precision int8 needs --data (calibration images or a data.yaml)"
+                )
+            images = select_images(calibration_images(args.data), args.images)
+            result = quantize_int8(
+                source,
+                manifest,
+                images,
+                artifact,
+                runtime=args.runtime,
+                method=args.method,
+                exclude=args.exclude or (),
+                log=lambda message: print(message, file=sys.stderr),
+            )
+            write_cache(
+                trt_cache_from(result, args.cache_tensorrt_version, args.method),
+                staging / f"{name}.cache",
+            )
+        if args.val:
+            from calibration.gate import run_gate
+            from edge.datasets import load_dataset
+
+            report = run_gate(source, artifact, load_dataset(args.val).val, args.max_map_drop)
+            print(report.describe(), file=sys.stderr)
+            (staging / f"{name}.gate.json").write_text(json.dumps(report.to_dict(), indent=2))
+            if not report.passed:
+                print(
+                    f"jetkit: refused: {name} loses {report.map_drop:.2f} mAP50-95 points "
+                    f"(limit {args.max_map_drop:.2f}); nothing written. Calibrate on images like "
+                    "the deployment's, try --method or --exclude, or raise --max-map-drop",
+                    file=sys.stderr,
+                )
+                return 1
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
+            print(out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return 0
+
+
+def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="FP16 or INT8 (Q/DQ) artifacts from an FP32 ONNX, with an accuracy gate",
+        description="INT8: a Q/DQ ONNX calibrated on images preprocessed as the model's manifest "
+        "says (symmetric int8 for TensorRT, uint8 activations for ONNX Runtime on CPUs), plus a "
+        "TensorRT calibration cache from the same ranges. FP16: float16 inside, float32 I/O. "
+        "With --val the artifact is refused (exit 1) when mAP50-95 drops too much.",
+    )
+    parser.add_argument("model", help="the FP32 ONNX model (with its manifest)")
+    parser.add_argument("--precision", choices=("int8", "fp16"), required=True)
+    parser.add_argument("--data", help="calibration images: a folder, or a data.yaml (train split)")
+    parser.add_argument(
+        "--runtime",
+        choices=("tensorrt", "cpu"),
+        default="tensorrt",
+        help="what will run the INT8 model (default tensorrt)",
+    )
+    parser.add_argument("--method", choices=("entropy", "percentile", "minmax"), default="entropy")
+    parser.add_argument("--images", type=int, default=256, help="calibration images to use")
+    parser.add_argument("--exclude", nargs="+", metavar="NODE", help="nodes to keep in float")
+    parser.add_argument(
+        "--cache-tensorrt-version",
+        default="8.6.1",
+        help="TensorRT version in the calibration cache header (default 8.6.1)",
+    )
+    parser.add_argument("--val", help="data.yaml whose val split gates the artifact")
+    parser.add_argument(
+        "--max-map-drop",
+        type=float,
+        default=1.0,
+        help="largest mAP50-95 loss in points (default 1.0)",
+    )
+    parser.add_argument("--out", help="output folder (default: beside the model)")
+    parser.set_defaults(handler=_calibrate)

@@ -1,0 +1,92 @@
+"""`jetkit calibrate` as a user runs it: artifacts written only when the gate passes."""
+
+import json
+
+import cv2
+import numpy as np
+from cli_helpers import assert_user_error, jetkit
+
+from calibration.trt_cache import read_cache
+from edge.manifest import load_manifest
+
+
+def test_int8_artifact_cache_and_gate_report(blob_onnx, blob_val, tmp_path):
+    result = jetkit(
+        "calibrate",
+        blob_onnx,
+        "--precision",
+        "int8",
+        "--data",
+        blob_val,
+        "--images",
+        "8",
+        "--val",
+        blob_val,
+        "--out",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == ["blob-int8.cache", "blob-int8.gate.json", "blob-int8.json", "blob-int8.onnx"]
+    assert result.stdout.split() == [str(tmp_path / name) for name in written]
+    manifest = load_manifest(tmp_path / "blob-int8.json")
+    assert manifest.artifact.precision == "int8"
+    assert manifest.provenance["calibration"]["images"] == 8
+    assert read_cache(tmp_path / "blob-int8.cache").header == "TRT-8601-EntropyCalibration2"
+    assert json.loads((tmp_path / "blob-int8.gate.json").read_text())["passed"]
+    assert "mAP50-95" in result.stderr
+
+
+def test_a_refused_artifact_is_not_written_and_exits_1(blob_onnx, blob_val, tmp_path):
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cv2.imwrite(str(blank / "b.png"), np.full((480, 640, 3), 114, np.uint8))
+    out = tmp_path / "out"
+    result = jetkit(
+        "calibrate",
+        blob_onnx,
+        "--precision",
+        "int8",
+        "--data",
+        blank,
+        "--val",
+        blob_val,
+        "--out",
+        out,
+    )
+    assert result.returncode == 1
+    assert "jetkit: refused: blob-int8 loses" in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_fp16_needs_no_calibration_data(blob_onnx, tmp_path):
+    result = jetkit("calibrate", blob_onnx, "--precision", "fp16", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert load_manifest(tmp_path / "blob-fp16.json").artifact.kind == "onnx-fp16"
+
+
+def test_bad_input_is_one_clear_line(blob_onnx, blob_val, tmp_path):
+    assert_user_error(jetkit("calibrate", blob_onnx, "--precision", "int8"), "needs --data")
+    assert_user_error(
+        jetkit("calibrate", tmp_path / "none.onnx", "--precision", "fp16"), "none.onnx"
+    )
+    assert_user_error(
+        jetkit("calibrate", blob_onnx, "--precision", "int8", "--data", tmp_path / "nothing"),
+        "nothing",
+    )
+    assert_user_error(
+        jetkit(
+            "calibrate",
+            blob_onnx,
+            "--precision",
+            "int8",
+            "--data",
+            blob_val,
+            "--exclude",
+            "nope",
+            "--out",
+            tmp_path / "o",
+        ),
+        "--exclude nope",
+    )
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
