@@ -31,6 +31,10 @@ def convert_fp16(
             f"{source_path} is already {manifest.artifact.precision}; convert the FP32 ONNX"
         )
     name_unnamed_nodes(model)
+    # Stale intermediate types: the converter keeps some ops (Resize among them) in float32 but
+    # would leave their outputs typed float16 in value_info, which ONNX Runtime then refuses.
+    # Shapes are inferred again from the graph.
+    del model.graph.value_info[:]
     converted = float16.convert_float_to_float16(
         model, keep_io_types=True, op_block_list=list(keep_float32_ops) or None
     )

@@ -73,3 +73,17 @@ def test_a_failed_parity_check_writes_nothing(tiny_run, val_images, tmp_path):
     with pytest.raises(JetkitError, match="disagrees with torch"):
         export_checkpoint(tiny_run.best_path, tmp_path, val_images, tolerance=0.0)
     assert not list(tmp_path.glob("*model*"))
+
+
+def test_the_export_converts_to_an_fp16_artifact_that_matches(exported, val_images, tmp_path):
+    """The detector's neck upsamples with Resize, which the FP16 converter keeps in float32: the
+    artifact must still load in ONNX Runtime and give the FP32 detections."""
+    from calibration.fp16 import convert_fp16
+    from edge.images import read_image
+
+    out = tmp_path / "model-fp16.onnx"
+    convert_fp16(exported.onnx_path, exported.manifest, out)
+    frame = read_image(val_images[0])
+    fp32 = Detector.open(exported.onnx_path, conf=0.01)(frame)
+    fp16 = Detector.open(out, conf=0.01)(frame)
+    assert len(fp32) and abs(len(fp16) - len(fp32)) <= max(2, len(fp32) // 10)
