@@ -90,15 +90,10 @@ def measure(
 ) -> dict:
     checkpoint = load_checkpoint(best)
     model = model_from_checkpoint(checkpoint)
-    images = [s.image_path for s in load_dataset(data).val]
-    exported = export_checkpoint(best, best.parent / "onnx", images)
-    detector = Detector.open(
-        exported.onnx_path,
-        conf=EVAL_THRESHOLDS.conf,
-        iou=EVAL_THRESHOLDS.iou,
-        max_detections=EVAL_THRESHOLDS.max_detections,
-    )
-    result = evaluate_detector(detector, load_dataset(data).val)
+    val = load_dataset(data).val
+    exported = export_checkpoint(best, best.parent / "onnx", [s.image_path for s in val])
+    detector = Detector.open(exported.onnx_path, **EVAL_THRESHOLDS.detector_options())
+    result = evaluate_detector(detector, val)
     return {
         "model": role,
         "size": checkpoint["model"]["size"],

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.atomic import write_bytes_atomic
+from edge.errors import JetkitError
 from edge.manifest import ArtifactSpec, Manifest, embed_manifest, save_manifest, sidecar_path
 from edge.models import file_sha256
 
@@ -47,6 +48,18 @@ def write_artifact(model_proto: Any, manifest: Manifest, out_path: Path) -> Mani
     )
     save_manifest(final, sidecar_path(out_path))
     return final
+
+
+def load_source_model(path: Path) -> Any:
+    """The ONNX at `path`, with a clear error for files that are not ONNX, and every node named."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf raises several kinds for files that are not ONNX
+        raise JetkitError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+    name_unnamed_nodes(model)
+    return model
 
 
 def name_unnamed_nodes(model_proto: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calibration.artifacts import derived_manifest, name_unnamed_nodes, write_artifact
+from calibration.artifacts import derived_manifest, load_source_model, write_artifact
 from edge.errors import JetkitError
 from edge.manifest import Manifest
 
@@ -18,19 +18,14 @@ def convert_fp16(
 ) -> Manifest:
     """Write the FP16 version of the ONNX at `source_path` to `out_path`; returns its manifest.
     `keep_float32_ops` lists op types left in float32 (e.g. ones that overflow in FP16)."""
-    import onnx
     from onnxconverter_common import float16
 
     source_path, out_path = Path(source_path), Path(out_path)
-    try:
-        model = onnx.load(str(source_path))
-    except Exception as exc:  # protobuf raises several kinds for files that are not ONNX
-        raise JetkitError(f"{source_path} is not an ONNX model ({type(exc).__name__})") from None
+    model = load_source_model(source_path)
     if manifest.artifact is not None and manifest.artifact.precision != "fp32":
         raise JetkitError(
             f"{source_path} is already {manifest.artifact.precision}; convert the FP32 ONNX"
         )
-    name_unnamed_nodes(model)
     # Stale intermediate types: the converter keeps some ops (Resize among them) in float32 but
     # would leave their outputs typed float16 in value_info, which ONNX Runtime then refuses.
     # Shapes are inferred again from the graph.

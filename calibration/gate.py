@@ -83,15 +83,9 @@ def run_gate(
     from edge.detector import Detector
     from edge.images import read_image
 
-    def open_detector(path: Path) -> Detector:
-        return Detector.open(
-            path,
-            conf=EVAL_THRESHOLDS.conf,
-            iou=EVAL_THRESHOLDS.iou,
-            max_detections=EVAL_THRESHOLDS.max_detections,
-        )
-
-    reference, candidate = open_detector(fp32_path), open_detector(artifact_path)
+    options = EVAL_THRESHOLDS.detector_options()
+    reference = Detector.open(fp32_path, **options)
+    candidate = Detector.open(artifact_path, **options)
     drift: dict[str, list[Drift]] = {}
     for sample in list(samples)[:drift_images]:
         tensor, _ = reference.preprocessor([read_image(sample.image_path)])

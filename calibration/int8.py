@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from calibration.artifacts import derived_manifest, name_unnamed_nodes, write_artifact
+from calibration.artifacts import derived_manifest, load_source_model, write_artifact
 from calibration.data import CalibrationBatches, calibration_digest
 from calibration.trt_cache import CalibrationCache
 from edge.errors import JetkitError
@@ -97,8 +97,7 @@ def quantize_int8(
     if method not in METHODS:
         raise JetkitError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     source_path, out_path = Path(source_path), Path(out_path)
-    model = onnx.load(str(source_path))
-    name_unnamed_nodes(model)
+    model = load_source_model(source_path)
     names = {node.name for node in model.graph.node}
     unknown = [name for name in exclude if name not in names]
     if unknown:

@@ -48,6 +48,10 @@ class EvalThresholds:
     iou: float = 0.7
     max_detections: int = 300
 
+    def detector_options(self) -> dict[str, Any]:
+        """Keyword arguments for `Detector.open` that make it detect for evaluation."""
+        return {"conf": self.conf, "iou": self.iou, "max_detections": self.max_detections}
+
 
 EVAL_THRESHOLDS = EvalThresholds()
 

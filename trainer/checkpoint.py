@@ -9,6 +9,7 @@ for an exact `--resume`. The teacher of a distillation is never saved, only its 
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edge.atomic import write_bytes_atomic
 from edge.errors import JetkitError
 from edge.manifest import PreprocessSpec
 from trainer.model import DetectionModel, ModelConfig
@@ -25,13 +27,9 @@ CHECKPOINT_FORMAT = "jetkit.checkpoint/1"
 
 def save_checkpoint(checkpoint: dict[str, Any], path: Path) -> None:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -237,18 +237,8 @@ def _eval(args: argparse.Namespace) -> int:
         from edge.detector import Detector
         from edge.evaluate import EVAL_THRESHOLDS, evaluate_detector
 
-        detector = Detector.open(
-            model_path,
-            conf=EVAL_THRESHOLDS.conf,
-            iou=EVAL_THRESHOLDS.iou,
-            max_detections=EVAL_THRESHOLDS.max_detections,
-        )
-        if list(detector.manifest.classes) != list(dataset.names):
-            raise JetkitError(
-                f"{model_path} predicts classes {list(detector.manifest.classes)} but "
-                f"{args.data} has {list(dataset.names)}; evaluate on the model's data set"
-            )
-        result = evaluate_detector(detector, samples)
+        detector = Detector.open(model_path, **EVAL_THRESHOLDS.detector_options())
+        result = evaluate_detector(detector, samples, names=dataset.names)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

@@ -10,7 +10,7 @@ from edge.errors import JetkitError
 from trainer.augment import AugmentConfig
 from trainer.distill import DistillConfig
 from trainer.loss import LossConfig
-from trainer.model import SIZES, STRIDES
+from trainer.model import SIZES, check_input_hw
 
 
 def _option(name: str) -> str:
@@ -51,11 +51,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise JetkitError(f"{_option(name)} must be an integer >= 1, got {value!r}")
-        if self.imgsz % STRIDES[-1]:
-            raise JetkitError(
-                f"--imgsz {self.imgsz} must be a multiple of {STRIDES[-1]}, e.g. "
-                f"{max(STRIDES[-1], round(self.imgsz / STRIDES[-1]) * STRIDES[-1])}"
-            )
+        check_input_hw(self.input_hw)
         if self.model not in SIZES:
             raise JetkitError(f"--model {self.model!r} is not one of {', '.join(SIZES)}")
         for name in ("lr", "grad_clip", "ema_tau"):

@@ -12,7 +12,6 @@ from `last.pt` reproduces an uninterrupted run exactly.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -32,6 +31,7 @@ from edge.datasets import DetectionSet, load_dataset, summarize
 from edge.errors import JetkitError
 from edge.evaluate import EvalResult, format_table
 from edge.manifest import PreprocessSpec
+from edge.models import file_sha256
 from trainer.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
@@ -45,7 +45,7 @@ from trainer.config import TrainConfig
 from trainer.dataset import DetectionDataset, make_loader, normalize_batch, set_loader_epoch
 from trainer.distill import DistillLoss, FeatureAdapters, check_compatible
 from trainer.loss import DetectionLoss
-from trainer.model import STRIDES, DetectionModel, ModelConfig, freeze_stages
+from trainer.model import STRIDES, DetectionModel, ModelConfig, count_parameters, freeze_stages
 from trainer.optim import ModelEMA, lr_at, parameter_groups
 from trainer.progress import ProgressBar
 from trainer.validate import validate
@@ -136,14 +136,6 @@ def select_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_history(path: Path, up_to_epoch: int) -> list[dict[str, float]]:
     if not path.is_file():
         return []
@@ -231,16 +223,16 @@ class Trainer:
         adapters = None
         distill_loss = None
         if teacher is not None and config.distill is not None:
-            adapters = FeatureAdapters(
-                model_config.neck_channels,
-                model_config_of(teacher_info["checkpoint"]).neck_channels,
-            ).to(device)
+            adapters = FeatureAdapters(model_config.neck_channels, teacher.config.neck_channels).to(
+                device
+            )
             distill_loss = DistillLoss(config.distill, adapters)
 
         params = parameter_groups(model, config.weight_decay)
         if adapters is not None and config.distill and config.distill.feature_mode != "none":
             params += parameter_groups(adapters, config.weight_decay)
         optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.999))
+        trainable = [p for group in params for p in group["params"]]
         amp = config.amp and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
         ema = ModelEMA(model, config.ema_tau)
@@ -284,7 +276,7 @@ class Trainer:
         total_steps = steps_per_epoch * config.epochs
         warmup_steps = int(config.warmup_epochs * steps_per_epoch)
         self.log(
-            f"training {config.model} ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
+            f"training {config.model} ({count_parameters(model) / 1e6:.2f} M "
             f"params) on {device} for {config.epochs} epochs, {len(train_set)} images, batch "
             f"{config.batch}"
             + (f" over {self.dist.world} processes" if self.dist.world > 1 else "")
@@ -292,11 +284,11 @@ class Trainer:
         )
 
         epochs_run, stopped_early = start_epoch, False
+        distill_until = config.epochs - (config.distill.off_epochs if config.distill else 0)
+        best_result: EvalResult | None = None  # the best epoch's evaluation, if in this process
         for epoch in range(start_epoch, config.epochs):
             mosaic = epoch < config.epochs - config.close_mosaic
-            distilling = (
-                distill_loss is not None and epoch < config.epochs - config.distill.off_epochs
-            )  # type: ignore[union-attr]
+            distilling = distill_loss is not None and epoch < distill_until
             set_loader_epoch(loader, epoch, mosaic)
             model.train()
             freeze_stages(model, config.freeze)
@@ -327,7 +319,6 @@ class Trainer:
                 scaler.unscale_(optimizer)
                 if adapters is not None:
                     self.dist.average_gradients(list(adapters.parameters()))
-                trainable = [p for g in optimizer.param_groups for p in g["params"]]
                 torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
@@ -360,7 +351,7 @@ class Trainer:
                 write_history(self.out_dir / "results.csv", history)
                 improved = fitness > best_fitness
                 if improved:
-                    best_fitness, since_best = fitness, 0
+                    best_fitness, since_best, best_result = fitness, 0, result
                 else:
                     since_best += 1
                 self.log(
@@ -373,7 +364,6 @@ class Trainer:
                 )
                 if improved:
                     save_checkpoint(checkpoint, self.out_dir / "best.pt")
-                checkpoint["best_fitness"] = best_fitness
                 checkpoint["train_state"] = {
                     "model": model.state_dict(),
                     "ema_updates": ema.updates,
@@ -395,7 +385,7 @@ class Trainer:
 
         metrics: dict[str, Any] = {}
         if self.dist.is_main:
-            metrics = self._finish(dataset, names, spec, device, history)
+            metrics = self._finish(dataset, names, spec, device, history, best_result)
         return RunResult(
             self.out_dir,
             self.out_dir / "best.pt",
@@ -413,7 +403,7 @@ class Trainer:
 
     def _load_teacher(
         self, student: ModelConfig, names: list[str], spec: PreprocessSpec, device: torch.device
-    ) -> tuple[nn.Module | None, dict[str, Any]]:
+    ) -> tuple[DetectionModel | None, dict[str, Any]]:
         config = self.config
         if config.teacher is None:
             return None, {}
@@ -430,15 +420,13 @@ class Trainer:
                 f"the teacher {config.teacher} was trained with other preprocessing "
                 f"({checkpoint['preprocess']}); distillation needs the same input"
             )
-        teacher = model_from_checkpoint(checkpoint).to(device)
+        teacher = model_from_checkpoint(checkpoint).to(device)  # in eval mode
         for param in teacher.parameters():
             param.requires_grad_(False)
-        teacher.eval()
         path = Path(config.teacher)
         info = {
-            "checkpoint": checkpoint,
             "path": str(path),
-            "sha256": file_digest(path) if path.is_file() else None,
+            "sha256": file_sha256(path) if path.is_file() else None,
             "model": teacher_config.size,
             "metrics": checkpoint.get("metrics", {}),
         }
@@ -464,9 +452,7 @@ class Trainer:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         if teacher_info:
-            provenance["teacher"] = {
-                k: teacher_info[k] for k in ("path", "sha256", "model", "metrics")
-            }
+            provenance["teacher"] = teacher_info
         return {
             "format": CHECKPOINT_FORMAT,
             "model": model_config.to_dict(),
@@ -488,15 +474,19 @@ class Trainer:
         spec: PreprocessSpec,
         device: torch.device,
         history: list[dict[str, float]],
+        best_result: EvalResult | None,
     ) -> dict[str, Any]:
-        """Evaluate best.pt once more for the per-class table and PR curves; write the plots."""
+        """The best epoch's per-class table, results.json and the plots. Its evaluation is reused
+        when this process made it; a resumed run whose best epoch came before evaluates best.pt."""
         from trainer.plots import plot_history, plot_pr_curves
 
         best = load_checkpoint(self.out_dir / "best.pt")
-        model = model_from_checkpoint(best).to(device)
-        result = validate(
-            model, dataset.val, names, self.config.input_hw, spec, self.config.batch, device
-        )
+        result = best_result
+        if result is None:
+            model = model_from_checkpoint(best).to(device)
+            result = validate(
+                model, dataset.val, names, self.config.input_hw, spec, self.config.batch, device
+            )
         self.log(format_table(result))
         summary = {**result.to_dict(), "best_epoch": best["epoch"], "epochs": len(history)}
         write_text_atomic(self.out_dir / "results.json", json.dumps(summary, indent=2) + "\n")

@@ -6,13 +6,14 @@ atomically.
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.atomic import write_bytes_atomic
 from edge.evaluate import EvalResult
 
 
@@ -26,12 +27,9 @@ def _pyplot() -> Any:
 
 
 def _save(figure: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def plot_history(history: Sequence[dict[str, float]], out_dir: Path) -> list[Path]:
