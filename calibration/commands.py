@@ -49,6 +49,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 runtime=args.runtime,
                 method=args.method,
                 exclude=args.exclude or (),
+                auto_exclude=args.auto_exclude,
                 log=lambda message: print(message, file=sys.stderr),
             )
             write_cache(
@@ -66,7 +67,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 print(
                     f"jetkit: refused: {name} loses {report.map_drop:.2f} mAP50-95 points "
                     f"(limit {args.max_map_drop:.2f}); nothing written. Calibrate on images like "
-                    "the deployment's, try --method or --exclude, or raise --max-map-drop",
+                    "the deployment's, try --method, --exclude or --auto-exclude, or raise --max-map-drop",
                     file=sys.stderr,
                 )
                 return 1
@@ -99,6 +100,16 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=("entropy", "percentile", "minmax"), default="entropy")
     parser.add_argument("--images", type=int, default=256, help="calibration images to use")
     parser.add_argument("--exclude", nargs="+", metavar="NODE", help="nodes to keep in float")
+    parser.add_argument(
+        "--auto-exclude",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep in float up to N layers (Conv, MatMul, Gemm) whose INT8 quantization moves "
+        "the raw outputs most: each in float in turn, re-quantized from the same ranges and run "
+        "on 8 of the images. Costs about a second per layer (a minute for a 60-conv model) and "
+        "the chosen layers run in float (default 0)",
+    )
     parser.add_argument(
         "--cache-tensorrt-version",
         default="8.6.1",

@@ -90,3 +90,22 @@ def test_bad_input_is_one_clear_line(blob_onnx, blob_val, tmp_path):
         "--exclude nope",
     )
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_auto_exclude_keeps_the_worst_node_in_float(blob_onnx, blob_val, tmp_path):
+    calibrate = ("calibrate", blob_onnx, "--precision", "int8", "--data", blob_val)
+    result = jetkit(*calibrate, "--images", "4", "--auto-exclude", "1", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    calibration = load_manifest(tmp_path / "blob-int8.json").provenance["calibration"]
+    assert len(calibration["auto_excluded"]) == 1
+    assert calibration["auto_excluded"][0] in calibration["excluded_nodes"]
+    assert calibration["sensitivity"]["images"] == 4
+    assert "auto-excluded 1 node(s)," in result.stderr
+    # ONNX Runtime's advice shows once, from the calibration, not once per node ranked.
+    assert "WARNING" not in result.stderr.split("ranking", 1)[1]
+
+    assert_user_error(
+        jetkit(*calibrate, "--auto-exclude", "-1", "--out", tmp_path / "o"),
+        "--auto-exclude must be >= 0, got -1",
+    )
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []

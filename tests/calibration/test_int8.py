@@ -1,5 +1,6 @@
 """INT8 Q/DQ artifacts from real calibration images: the format per runtime, float decode, the
-TensorRT cache from the same ranges, and the manifest's calibration record."""
+TensorRT cache from the same ranges, the manifest's calibration record, and auto-exclusion of
+the nodes that quantize worst."""
 
 import cv2
 import numpy as np
@@ -7,11 +8,14 @@ import onnx
 import pytest
 
 from calibration.artifacts import name_unnamed_nodes
-from calibration.data import calibration_images
-from calibration.int8 import output_tail_nodes, quantize_int8, trt_cache_from
+from calibration.data import CalibrationBatches, calibration_images
+from calibration.int8 import calibrate_ranges, output_tail_nodes, quantize_int8, trt_cache_from
+from calibration.sensitivity import output_error
 from calibration.trt_cache import format_cache, parse_cache
+from edge.backends.onnxruntime import load_session
 from edge.detector import Detector
 from edge.errors import JetkitError
+from edge.manifest import OutputSpec
 from edge.samples import draw_blob_scene
 
 
@@ -81,3 +85,102 @@ def test_bad_options_are_named(blob_onnx, calib_images, tmp_path):
     with pytest.raises(JetkitError, match="--exclude nope"):
         quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", exclude=["nope"])
     assert not (tmp_path / "q.onnx").exists()
+
+
+def raw_outputs(model_path, batch_nchw):
+    return load_session(model_path, providers=["CPUExecutionProvider"]).run(
+        ["output0"], {"images": batch_nchw}
+    )[0]
+
+
+@pytest.mark.parametrize("runtime", ["tensorrt", "cpu"])
+def test_auto_exclusion_keeps_the_most_sensitive_nodes_in_float(
+    blob_onnx, calib_images, tmp_path, runtime
+):
+    manifest = Detector.open(blob_onnx).manifest
+    plain = quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", runtime=runtime)
+    messages = []
+    auto = quantize_int8(
+        blob_onnx,
+        manifest,
+        calib_images,
+        tmp_path / "auto.onnx",
+        runtime=runtime,
+        auto_exclude=2,
+        log=messages.append,
+    )
+    found = auto.auto_exclusion
+    assert found is not None and len(found.nodes) == 2
+    assert auto.excluded == (*plain.excluded, *found.nodes)
+    calibration = auto.manifest.provenance["calibration"]
+    assert calibration["auto_excluded"] == list(found.nodes)
+    assert calibration["excluded_nodes"] == list(auto.excluded)
+    ranking = calibration["sensitivity"]["ranking"]
+    assert ranking[0]["op"] == "Conv" and ranking[0]["error_reduction"] > 0
+    # The most sensitive node always helps alone; the others were kept only where they helped.
+    assert found.nodes[0] == ranking[0]["node"]
+    assert set(found.nodes) <= {r["node"] for r in ranking if r["error_reduction"] > 0}
+    assert "auto-excluded 2 node(s)," in messages[-1]
+
+    model = onnx.load(tmp_path / "auto.onnx")
+    onnx.checker.check_model(model)
+    quantized_inputs = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    for node in model.graph.node:
+        if node.name in found.nodes:
+            assert node.input[1] not in quantized_inputs  # the weights stayed float
+
+    # Measured here, apart from the ranking's own figures, on the same images.
+    batch_nchw = np.concatenate(list(CalibrationBatches(calib_images, manifest)))
+    outputs_fp32 = raw_outputs(blob_onnx, batch_nchw)
+    error_plain = output_error(outputs_fp32, raw_outputs(tmp_path / "q.onnx", batch_nchw), "yolov8")
+    error_auto = output_error(
+        outputs_fp32, raw_outputs(tmp_path / "auto.onnx", batch_nchw), "yolov8"
+    )
+    assert error_auto <= error_plain
+    assert calibration["sensitivity"]["error_before"] == pytest.approx(error_plain, rel=1e-3)
+    assert calibration["sensitivity"]["error_after"] == pytest.approx(error_auto, rel=1e-3)
+    assert (
+        plain.auto_exclusion is None
+        and "auto_excluded" not in plain.manifest.provenance["calibration"]
+    )
+
+
+def test_auto_exclusion_needs_raw_outputs(blob_onnx, calib_images, tmp_path):
+    manifest = Detector.open(blob_onnx).manifest
+    end2end = manifest.replace(output=OutputSpec(format="end2end", names=("output0",)))
+    with pytest.raises(JetkitError, match=r"--auto-exclude needs raw \(pre-NMS\) outputs"):
+        quantize_int8(blob_onnx, end2end, calib_images, tmp_path / "q.onnx", auto_exclude=1)
+    with pytest.raises(JetkitError, match="--auto-exclude must be >= 0"):
+        quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", auto_exclude=-1)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_ranges_collected_in_chunks_match_one_pass(blob_onnx, calib_images, tmp_path, method):
+    """Calibration holds a few images' activations at a time (memory stays bounded on a
+    Jetson). Min-max ranges come out exactly as from one pass over all images; entropy ranges
+    as closely as merged histograms allow (most equal, none far off)."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    manifest = Detector.open(blob_onnx).manifest
+    batches = CalibrationBatches(calib_images, manifest)
+    ranges = {}
+    for chunk_images in (2, len(calib_images)):
+        path = tmp_path / f"{method}-{chunk_images}.json"
+        calibrate_ranges(blob_onnx, path, method, batches, "images", chunk_images=chunk_images)
+        ranges[chunk_images] = {
+            name: np.asarray(data.range_value, np.float64)
+            for name, data in load_tensors_data(path).items()
+        }
+    chunked, one_pass = ranges[2], ranges[len(calib_images)]
+    assert chunked.keys() == one_pass.keys() and len(one_pass) > 5
+    relative = np.array(
+        [
+            np.max(np.abs(chunked[name] - values) / np.maximum(np.abs(values), 1e-6))
+            for name, values in one_pass.items()
+        ]
+    )
+    if method == "minmax":
+        assert relative.max() == 0.0
+    else:
+        assert np.median(relative) < 0.01 and relative.max() < 0.3, relative

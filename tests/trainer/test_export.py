@@ -87,3 +87,33 @@ def test_the_export_converts_to_an_fp16_artifact_that_matches(exported, val_imag
     fp32 = Detector.open(exported.onnx_path, conf=0.01)(frame)
     fp16 = Detector.open(out, conf=0.01)(frame)
     assert len(fp32) and abs(len(fp16) - len(fp32)) <= max(2, len(fp32) // 10)
+
+
+@pytest.mark.parametrize("runtime", ["cpu", "tensorrt"])
+def test_the_export_quantizes_to_a_valid_int8_model_close_to_fp32(
+    exported, val_images, tmp_path, runtime
+):
+    """INT8 on a trained jetkit model (not only the hand-made blob detector): a valid Q/DQ
+    model that ONNX Runtime runs, whose raw outputs on real images stay close to FP32."""
+    from calibration.gate import output_drift
+    from calibration.int8 import quantize_int8
+    from edge.backends.onnxruntime import OnnxRuntimeBackend
+    from edge.images import read_image
+    from edge.preprocess import Preprocessor
+
+    out = tmp_path / f"model-int8-{runtime}.onnx"
+    quantize_int8(exported.onnx_path, exported.manifest, val_images[:8], out, runtime=runtime)
+    onnx.checker.check_model(onnx.load(str(out)))
+    manifest = exported.manifest
+    preprocess = Preprocessor(manifest.preprocess, manifest.input.size_hw, max_batch=4)
+    images, _ = preprocess([read_image(p) for p in val_images[8:12]])
+    images = np.array(images)
+    (fp32,) = OnnxRuntimeBackend(exported.onnx_path).infer([images])
+    (int8,) = OnnxRuntimeBackend(out).infer([images])
+    assert int8.shape == fp32.shape and int8.dtype == np.float32
+    boxes, scores = slice(0, 4), slice(4, None)
+    box_drift = output_drift(fp32[:, boxes], int8[:, boxes])
+    score_drift = output_drift(fp32[:, scores], int8[:, scores])
+    input_size = max(manifest.input.size_hw)
+    assert box_drift.mean_abs < 0.005 * input_size, box_drift
+    assert score_drift.cosine > 0.999, score_drift
