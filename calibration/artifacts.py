@@ -1,4 +1,4 @@
-"""Artifact files and their manifests: each derived model (FP16, INT8 Q/DQ) gets its own
+"""Artifact files and their manifests: each derived model (FP16, INT8 Q/DQ, engine) gets its own
 manifest — kind, precision, sha256 — with provenance linking it to the ONNX it came from, written
 embedded and beside the file, atomically."""
 
@@ -36,7 +36,13 @@ def derived_manifest(
 def write_artifact(model_proto: Any, manifest: Manifest, out_path: Path) -> Manifest:
     """Embed `manifest`, write the model atomically, then the sidecar with the file's sha256."""
     embed_manifest(model_proto, manifest)
-    write_bytes_atomic(out_path, model_proto.SerializeToString())
+    return write_model_file(model_proto.SerializeToString(), manifest, out_path)
+
+
+def write_model_file(data: bytes, manifest: Manifest, out_path: Path) -> Manifest:
+    """Write a model file (an ONNX, a TensorRT plan) atomically, then its sidecar manifest with
+    the file's sha256; returns that manifest."""
+    write_bytes_atomic(out_path, data)
     assert manifest.artifact is not None
     final = manifest.replace(
         artifact=ArtifactSpec(

@@ -120,6 +120,11 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
+def read_l4t_release(root: Path = Path("/")) -> str | None:
+    """This machine's L4T release (`"36.4.0"`); None off a Jetson."""
+    return parse_l4t_release(_read_text(root / NV_TEGRA_RELEASE) or "")
+
+
 def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dict[str, object]:
     """What this machine says about itself: `is_jetson`, `model`, `l4t`, `power_mode`,
     `power_mode_id`, `clocks` (see `read_clocks_mhz`; Jetsons only), `tensorrt`, `machine` (CPU
@@ -127,7 +132,7 @@ def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dic
 
     `root` is where `etc/` and `proc/` are looked up (a copy of a device's files in tests).
     """
-    l4t = parse_l4t_release(_read_text(root / NV_TEGRA_RELEASE) or "")
+    l4t = read_l4t_release(root)
     model_raw = _read_bytes(root / DEVICE_TREE_MODEL)
     power_mode = query_power_mode(nvpmodel)
     return {

@@ -50,7 +50,8 @@ def _check_triple(value: object, field_name: str, positive: bool = False) -> tup
         field_name,
         f"expected three numbers (one per channel), got {value!r}",
     )
-    triple = tuple(float(v) for v in value)  # type: ignore[union-attr]
+    assert isinstance(value, (list, tuple))
+    triple = tuple(float(v) for v in value)
     if positive:
         _check(all(v > 0 for v in triple), field_name, f"must be > 0, got {value!r}")
     return triple

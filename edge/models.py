@@ -183,12 +183,11 @@ def infer_manifest(
         if max_batch is None:
             max_batch = DEFAULT_DYNAMIC_MAX_BATCH
             guessed.append("input.max_batch")
-        shape = (max_batch, 3, *hw)
     else:
         max_batch = int(batch)  # type: ignore[arg-type]
-        shape = (max_batch, 3, *hw)
+    shape = (max_batch, 3, hw[0], hw[1])
     stride = _literal(metadata, "stride")
-    strides = (8, 16, 32)
+    strides: tuple[int, ...] = (8, 16, 32)
     if overrides.format:
         fmt, nc = overrides.format, None
         if fmt == "yolov8" and isinstance(outputs[0].shape[1], int):
@@ -220,7 +219,7 @@ def infer_manifest(
         name=Path(file_name).stem,
         input=InputSpec(
             name=image.name,
-            shape=shape,  # type: ignore[arg-type]
+            shape=shape,
             dtype=image.dtype if image.dtype in ("float32", "float16", "uint8") else "float32",
             dynamic_batch=dynamic,
             max_batch=max_batch,

@@ -231,6 +231,6 @@ def nms_reference(
         for j in order[rank + 1 :]:
             same_group = group_ids is None or group_ids[i] == group_ids[j]
             if not suppressed[j] and same_group:
-                overlap = iou_of_coords(tuple(xyxy[i]), tuple(xyxy[j]), kind)  # type: ignore[arg-type]
+                overlap = iou_of_coords(tuple(xyxy[i]), tuple(xyxy[j]), kind)
                 suppressed[j] = overlap > iou_threshold
     return np.asarray(keep, dtype=np.int64)

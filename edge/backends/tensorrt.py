@@ -38,15 +38,25 @@ _NOT_INSTALLED = (
 )
 
 
-def require_tensorrt() -> str:
-    """The installed TensorRT version; JetkitError when there is no usable TensorRT."""
+def tensorrt_missing() -> str | None:
+    """Why TensorRT cannot run here (a sentence for an error message), or None when it can."""
     try:
         import tensorrt as trt
     except (ImportError, OSError) as exc:  # OSError: the bindings are there, libnvinfer is not
-        raise JetkitError(f"{_NOT_INSTALLED} ({exc})") from None
+        return str(exc)
     # PyPI's tensorrt-stubs, or an empty namespace package, import without the runtime.
     if not hasattr(trt, "Runtime"):
-        raise JetkitError(f"{_NOT_INSTALLED} (only type stubs of `tensorrt` are installed)")
+        return "only type stubs of `tensorrt` are installed"
+    return None
+
+
+def require_tensorrt() -> str:
+    """The installed TensorRT version; JetkitError when there is no usable TensorRT."""
+    reason = tensorrt_missing()
+    if reason is not None:
+        raise JetkitError(f"{_NOT_INSTALLED} ({reason})")
+    import tensorrt as trt
+
     return trt.__version__
 
 
@@ -75,7 +85,7 @@ class TensorRTBackend:
         self.header, plan_bytes = trt_plan.split_engine_file(self.path.read_bytes())
         self.metadata = trt_plan.header_metadata_props(self.header or {})
         self._api = trt_plan.api_for_version(self.version)
-        self._cuda = _open_cuda(device)
+        self._cuda = open_cuda(device)
         self._plans: dict[int, IOPlan] = {}
         self._bound_batch: int | None = None
         self._closed = False
@@ -187,10 +197,10 @@ def _spec(tensor: TensorInfo) -> TensorSpec:
 
 
 @functools.cache
-def _logger() -> trt.ILogger:
+def trt_logger() -> trt.ILogger:
     import tensorrt as trt
 
-    # One logger per process: TensorRT warns when runtimes are given different ones.
+    # One logger per process: TensorRT warns when runtimes and builders get different ones.
     return trt.Logger(trt.Logger.WARNING)
 
 
@@ -199,7 +209,7 @@ def _deserialize(
 ) -> tuple[trt.Runtime, trt.ICudaEngine]:
     import tensorrt as trt
 
-    runtime = trt.Runtime(_logger())
+    runtime = trt.Runtime(trt_logger())
     # Ultralytics records the DLA core an engine was built for (ultralytics/nn/autobackend.py).
     dla_core = header.get("dla") if header else None
     if isinstance(dla_core, int | str):
@@ -359,7 +369,7 @@ class _BindingsIO:
         )
 
 
-class _Cuda(Protocol):
+class Cuda(Protocol):
     """The few CUDA runtime services the backend uses, on one device and one stream."""
 
     library: str
@@ -388,7 +398,7 @@ class _Cuda(Protocol):
     def close(self) -> None: ...
 
 
-def _open_cuda(device: int) -> _Cuda:
+def open_cuda(device: int) -> Cuda:
     try:
         import pycuda.driver  # noqa: F401
     except ImportError:
