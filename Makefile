@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test test-jetson demo lint bench bench-train clean
+.PHONY: setup test test-jetson demo lint bench bench-train bench-calib clean
 
 setup:
 	bash scripts/setup.sh
@@ -30,6 +30,10 @@ bench: setup
 bench-train: setup
 	$(PY) benchmarks/bench_distill.py
 	$(PY) benchmarks/bench_train_gpu.py
+
+# INT8/FP16 artifacts of bench-train's student against its FP32 ONNX (needs bench-train first).
+bench-calib: setup
+	$(PY) benchmarks/bench_calibration.py
 
 lint: setup
 	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks
