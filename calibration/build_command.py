@@ -9,13 +9,13 @@ import time.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.cli import stderr_log
 from edge.errors import JetkitError
 
 if TYPE_CHECKING:
@@ -30,10 +30,6 @@ if TYPE_CHECKING:
 HEARTBEAT_S = 30.0
 
 
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 @contextmanager
 def _heartbeat(what: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
     done = threading.Event()
@@ -42,7 +38,7 @@ def _heartbeat(what: str, every_s: float = HEARTBEAT_S) -> Iterator[None]:
         elapsed_s = 0.0
         while not done.wait(every_s):
             elapsed_s += every_s
-            _log(f"{what}: still running, {elapsed_s:.0f} s")
+            stderr_log(f"{what}: still running, {elapsed_s:.0f} s")
 
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
@@ -118,7 +114,9 @@ def _build(args: argparse.Namespace) -> int:
         else None
     )
     with _heartbeat(f"building {out.name}"):
-        built = build_engine(source, config, manifest.input.name, profile, mode, calibration, _log)
+        built = build_engine(
+            source, config, manifest.input.name, profile, mode, calibration, stderr_log
+        )
     max_batch = profile[2][0] if profile else manifest.input.shape[0]
     key = EngineKey(
         onnx_sha256=file_sha256(source),
@@ -150,7 +148,7 @@ def _build(args: argparse.Namespace) -> int:
     if config.timing_cache is not None and built.timing_cache:
         write_bytes_atomic(config.timing_cache, built.timing_cache)
     write_model_file(built.plan, engine, out)
-    _log(
+    stderr_log(
         f"built {out} in {built.build_s:.0f} s on {built.device} (sm {built.compute_capability}, "
         f"TensorRT {built.tensorrt}); engine key {key.name}"
     )

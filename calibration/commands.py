@@ -12,6 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from edge.cli import stderr_log
 from edge.errors import JetkitError
 
 
@@ -31,7 +32,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         if args.precision == "fp16":
             from calibration.fp16 import convert_fp16
 
-            convert_fp16(source, manifest, artifact)
+            convert_fp16(source, manifest, artifact, log=stderr_log)
         else:
             from calibration.int8 import quantize_int8, trt_cache_from
             from calibration.trt_cache import write_cache
@@ -50,7 +51,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 method=args.method,
                 exclude=args.exclude or (),
                 auto_exclude=args.auto_exclude,
-                log=lambda message: print(message, file=sys.stderr),
+                log=stderr_log,
             )
             write_cache(
                 trt_cache_from(result, args.cache_tensorrt_version, args.method),

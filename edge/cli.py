@@ -16,6 +16,11 @@ from edge.errors import JetkitError
 VERB_GROUP = "jetkit.verbs"
 
 
+def stderr_log(message: str) -> None:
+    """Progress for the person at the terminal: stdout is kept for the command's results."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jetkit",

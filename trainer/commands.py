@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.cli import stderr_log
 from edge.errors import JetkitError
 
 
@@ -319,7 +320,7 @@ def _export(args: argparse.Namespace) -> int:
         max_batch=args.max_batch or (8 if args.dynamic_batch else 1),
         opset=args.opset,
         tolerance=args.tolerance,
-        log=lambda message: print(message, file=sys.stderr),
+        log=stderr_log,
     )
     print(f"wrote {result.onnx_path} and {result.manifest_path}")
     return 0

@@ -15,7 +15,6 @@ import csv
 import io
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from edge.atomic import write_text_atomic
+from edge.cli import stderr_log
 from edge.datasets import DetectionSet, load_dataset, summarize
 from edge.errors import JetkitError
 from edge.evaluate import EvalResult, format_table
@@ -62,10 +62,6 @@ CSV_COLUMNS = (
     "val/recall",
     "images_per_s",
 )
-
-
-def stderr_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 @dataclass

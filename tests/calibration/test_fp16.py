@@ -45,3 +45,24 @@ def test_only_fp32_models_are_converted(blob_onnx, tmp_path):
     with pytest.raises(JetkitError, match="is not an ONNX model"):
         convert_fp16(not_onnx, fp32, tmp_path / "c.onnx")
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_weights_outside_float16_are_counted_in_one_line(blob_onnx, tmp_path):
+    """The converter warns per clamped weight tensor; the artifact records how many values were
+    clamped and the log says it once."""
+    model = onnx.load(blob_onnx)
+    weight = next(i for i in model.graph.initializer if i.dims and np.prod(i.dims) >= 3)
+    values = onnx.numpy_helper.to_array(weight).copy()
+    values.flat[:3] = [1e-9, -2e-9, 3e-9]  # below float16's smallest subnormal
+    weight.CopyFrom(onnx.numpy_helper.from_array(values, weight.name))
+    tiny = tmp_path / "tiny.onnx"
+    onnx.save(model, tiny)
+    messages = []
+    manifest = convert_fp16(
+        tiny, Detector.open(blob_onnx).manifest, tmp_path / "tiny-fp16.onnx", log=messages.append
+    )
+    assert manifest.provenance["fp16"]["clamped_weight_values"] == 3
+    assert messages == [
+        "3 weight values outside float16's usable range were clamped "
+        "(magnitudes below 1e-07 or above 10000)"
+    ]
