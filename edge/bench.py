@@ -18,33 +18,10 @@ import numpy as np
 from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.jetson import read_device_facts
+from edge.metrics.stats import summarize_ms
 
 STAT_KEYS = ("min", "mean", "median", "p90", "p95", "p99", "max")
 STAGE_ORDER = ("preprocess", "h2d", "compute", "d2h", "decode_nms")
-
-
-def trtexec_percentile(sorted_ms: np.ndarray, percent: float) -> float:
-    """trtexec's percentile: the sorted sample at index `max(n - 1 - int((1 - p/100) * n), 0)`
-    (computed as `(100 - p) * n / 100` so that p=90 of 100 samples is not off by one in binary
-    floating point)."""
-    n = sorted_ms.shape[0]
-    return float(sorted_ms[max(n - 1 - int((100 - percent) * n / 100), 0)])
-
-
-def summarize_ms(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
-    """min/mean/median/p90/p95/p99/max of latency samples in ms."""
-    data = np.sort(np.asarray(samples_ms, dtype=np.float64))
-    if data.size == 0:
-        raise ValueError("no samples")
-    return {
-        "min": float(data[0]),
-        "mean": float(data.mean()),
-        "median": float(np.median(data)),
-        "p90": trtexec_percentile(data, 90),
-        "p95": trtexec_percentile(data, 95),
-        "p99": trtexec_percentile(data, 99),
-        "max": float(data[-1]),
-    }
 
 
 @dataclass(frozen=True)

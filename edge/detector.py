@@ -21,7 +21,7 @@ from edge.errors import JetkitError
 from edge.manifest import NMS_KINDS, Manifest
 from edge.models import Overrides, ResolvedManifest, resolve_manifest
 from edge.postprocess import suppress
-from edge.preprocess import Preprocessor
+from edge.preprocess import Preprocessor, Transform
 
 
 @dataclass(frozen=True)
@@ -146,36 +146,11 @@ class Detector:
     def detect_batch(self, frames: list[np.ndarray]) -> list[Detections]:
         """BGR uint8 frames (gray/BGRA converted) → one Detections per frame."""
         start = time.perf_counter()
-        tensor, transforms = self.preprocessor(frames)
-        if (
-            not self.manifest.input.dynamic_batch
-            and tensor.shape[0] != self.manifest.input.shape[0]
-        ):
-            tensor = self._fill_static_batch(tensor)
+        tensor, transforms = self.preprocess(frames)
         after_pre = time.perf_counter()
-        outputs = self.backend.infer([tensor])
+        outputs = self.infer(tensor)
         after_infer = time.perf_counter()
-        by_name = dict(zip((s.name for s in self.backend.outputs), outputs, strict=True))
-        ordered = [by_name[name] for name in self.manifest.output.names]
-        manifest = self.manifest
-        candidates = decode(
-            ordered,
-            manifest.output.format,
-            self.thresholds.conf,
-            manifest.input.size_hw,
-            manifest.output.strides,
-        )[: len(frames)]
-        kept = suppress(
-            candidates,
-            manifest.num_classes,
-            self.thresholds.iou,
-            "none" if manifest.output.format == "end2end" else self.thresholds.nms,
-            self.thresholds.max_detections,
-        )
-        results = [
-            Detections(transform.to_frame(c.xyxy), c.scores, c.class_ids, manifest.classes)
-            for c, transform in zip(kept, transforms, strict=True)
-        ]
+        results = self.postprocess(outputs, transforms)
         end = time.perf_counter()
         self.last_times = StageTimes(
             preprocess=(after_pre - start) * 1e3,
@@ -184,6 +159,50 @@ class Detector:
             backend=dict(self.backend.last_stages_ms),
         )
         return results
+
+    # The three stages apart, for a pipeline that runs them in separate threads.
+
+    def preprocess(self, frames: list[np.ndarray]) -> tuple[np.ndarray, list[Transform]]:
+        """Frames → the `(B, 3, H, W)` input (a view of a reused buffer: copy it to keep it past
+        the next call) and one Transform per frame. A static-batch model's batch is filled."""
+        tensor, transforms = self.preprocessor(frames)
+        if (
+            not self.manifest.input.dynamic_batch
+            and tensor.shape[0] != self.manifest.input.shape[0]
+        ):
+            tensor = self._fill_static_batch(tensor)
+        return tensor, transforms
+
+    def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        """The model's raw outputs, in the manifest's `output.names` order."""
+        outputs = self.backend.infer([tensor])
+        by_name = dict(zip((s.name for s in self.backend.outputs), outputs, strict=True))
+        return [by_name[name] for name in self.manifest.output.names]
+
+    def postprocess(
+        self, outputs: list[np.ndarray], transforms: list[Transform]
+    ) -> list[Detections]:
+        """Decode + NMS, boxes back in frame pixels: one Detections per transform (a filled
+        static batch's extra rows are ignored)."""
+        manifest = self.manifest
+        candidates = decode(
+            outputs,
+            manifest.output.format,
+            self.thresholds.conf,
+            manifest.input.size_hw,
+            manifest.output.strides,
+        )[: len(transforms)]
+        kept = suppress(
+            candidates,
+            manifest.num_classes,
+            self.thresholds.iou,
+            "none" if manifest.output.format == "end2end" else self.thresholds.nms,
+            self.thresholds.max_detections,
+        )
+        return [
+            Detections(transform.to_frame(c.xyxy), c.scores, c.class_ids, manifest.classes)
+            for c, transform in zip(kept, transforms, strict=True)
+        ]
 
     def _fill_static_batch(self, tensor: np.ndarray) -> np.ndarray:
         """A static-batch model takes exactly its batch: repeat the last image to fill it."""

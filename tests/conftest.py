@@ -6,6 +6,11 @@ from __future__ import annotations
 import importlib.util
 
 import numpy as np
+
+# Before torch and GStreamer: with torch imported and then Gst.init() run, an onnxruntime loaded
+# afterwards crashes the process (SIGSEGV) when it raises an error, e.g. on a truncated model.
+# The suite imports all three; the edge runtime, which never imports torch, is not affected.
+import onnxruntime  # noqa: F401  (isort: keep first)
 import pytest
 
 from edge.samples import build_blob_detector, draw_blob_scene

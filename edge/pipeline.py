@@ -1,0 +1,384 @@
+"""The streaming pipeline: capture (a thread per source) → batch across streams + preprocess →
+infer → decode + NMS → sinks, each stage a thread, joined by bounded queues, every stage timed.
+
+Live sources keep only their newest frame (a frame replaced before it was batched is counted as
+a `stale` drop), so latency stays bounded when the model is slower than the cameras; other
+sources block their capture thread instead and never drop. A failing batch is counted, logged
+and skipped; the pipeline goes on. `stop()` stops capture, lets what is in flight through and
+closes the sinks.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.detector import Detector
+from edge.errors import JetkitError
+from edge.metrics import PipelineMetrics
+from edge.preprocess import Transform
+from edge.sinks import Result, Sink
+from edge.sources.base import Frame, Source, SourceError
+
+Log = Callable[[str], None]
+
+# Between stages: enough to keep every stage busy, small enough not to add latency.
+STAGE_QUEUE_DEPTH = 2
+# How long blocked threads wait before looking at the stop flag again.
+POLL_S = 0.05
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """`max_batch` None: the model's. `max_wait_ms`: how long a batch waits for frames from other
+    streams once it has one. `file_queue_frames`: frames a non-live stream reads ahead."""
+
+    max_batch: int | None = None
+    max_wait_ms: float = 5.0
+    file_queue_frames: int = 4
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_batch is not None and self.max_batch < 1:
+            raise JetkitError(f"--max-batch must be >= 1, got {self.max_batch}")
+        if not 0 <= self.max_wait_ms <= 10_000:
+            raise JetkitError(f"--max-wait-ms must be in [0, 10000], got {self.max_wait_ms}")
+        if self.file_queue_frames < 1:
+            raise JetkitError(f"file_queue_frames must be >= 1, got {self.file_queue_frames}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise JetkitError(f"--max-frames must be >= 1, got {self.max_frames}")
+
+
+class LatestSlot:
+    """Holds one frame: a new one replaces the old (which `put` reports as dropped)."""
+
+    def __init__(self) -> None:
+        self._frame: Frame | None = None
+        self._lock = threading.Lock()
+
+    def put(self, frame: Frame) -> bool:
+        with self._lock:
+            replaced = self._frame is not None
+            self._frame = frame
+        return replaced
+
+    def take(self) -> Frame | None:
+        with self._lock:
+            frame, self._frame = self._frame, None
+        return frame
+
+    def __len__(self) -> int:
+        return int(self._frame is not None)
+
+
+class FileQueue:
+    """A bounded FIFO whose `put` blocks (never drops) until there is room or `stop` is set."""
+
+    def __init__(self, depth: int) -> None:
+        self._queue: queue.Queue[Frame] = queue.Queue(maxsize=depth)
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._queue.put(frame, timeout=POLL_S)
+                return
+            except queue.Full:
+                continue
+
+    def take(self) -> Frame | None:
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+
+@dataclass
+class _Stream:
+    stream_id: str
+    source: Source
+    inbox: LatestSlot | FileQueue
+    ended: bool = False
+
+
+@dataclass
+class _Batch:
+    frames: list[Frame]
+    tensor: np.ndarray | None = None
+    transforms: list[Transform] | None = None
+    outputs: list[np.ndarray] | None = None
+
+
+_END = object()
+
+
+class Pipeline:
+    """Runs `detector` on frames from `sources` (`(stream id, opened Source)` pairs) and hands
+    each frame's `Result` to every sink. The sources are closed when capture stops; the sinks
+    when the pipeline has drained."""
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[str, Source]],
+        detector: Detector,
+        sinks: Sequence[Sink],
+        metrics: PipelineMetrics,
+        config: PipelineConfig = PipelineConfig(),
+        log: Log = lambda _message: None,
+    ) -> None:
+        model_max = detector.max_batch
+        if config.max_batch is not None and config.max_batch > model_max:
+            raise JetkitError(
+                f"--max-batch {config.max_batch} is more than the model takes ({model_max}); "
+                "export or build it with a larger batch"
+            )
+        self.detector = detector
+        self.sinks = list(sinks)
+        self.metrics = metrics
+        self.config = config
+        self.max_batch = config.max_batch or model_max
+        self._log = log
+        self._streams = [
+            _Stream(
+                stream_id,
+                source,
+                LatestSlot() if source.live else FileQueue(config.file_queue_frames),
+            )
+            for stream_id, source in sources
+        ]
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._arrived = threading.Condition()
+        self._to_infer: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
+        self._to_post: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
+        self._to_sinks: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH * self.max_batch)
+        self._delivered = 0
+        self._next_stream = 0
+        self._threads: list[threading.Thread] = []
+
+    # --- control -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for stream in self._streams:
+            self._spawn(f"capture-{stream.stream_id}", self._capture, stream)
+        self._spawn("batch", self._batch_loop)
+        self._spawn("infer", self._infer_loop)
+        self._spawn("postprocess", self._post_loop)
+        self._spawn("sink", self._sink_loop)
+
+    def stop(self) -> None:
+        """Stop capture; what was captured still goes through."""
+        self._stop.set()
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """True once every frame has gone through and the sinks are closed."""
+        return self._finished.wait(timeout_s)
+
+    def join(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def delivered(self) -> int:
+        return self._delivered
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"jetkit-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    # --- capture -------------------------------------------------------------------------------
+
+    def _capture(self, stream: _Stream) -> None:
+        index = 0
+        try:
+            while not self._stop.is_set():
+                waited_from = time.monotonic()
+                try:
+                    image = stream.source.read()
+                except SourceError as exc:
+                    self.metrics.record_error(stream.stream_id, "capture")
+                    self._log(f"{stream.stream_id}: {exc}")
+                    if stream.source.live:
+                        continue  # a reconnecting source backs off inside read()
+                    break
+                if image is None:
+                    break
+                now = time.monotonic()
+                self.metrics.record_stage("capture_wait", (now - waited_from) * 1e3)
+                frame = Frame(stream.stream_id, index, now, time.time(), image)
+                index += 1
+                if isinstance(stream.inbox, LatestSlot):
+                    if stream.inbox.put(frame):
+                        self.metrics.record_drop(stream.stream_id, "stale")
+                else:
+                    stream.inbox.put(frame, self._stop)
+                with self._arrived:
+                    self._arrived.notify_all()
+        finally:
+            stream.source.close()
+            stream.ended = True
+            with self._arrived:
+                self._arrived.notify_all()
+
+    # --- batch + preprocess --------------------------------------------------------------------
+
+    def _take_round(self, room: int) -> list[Frame]:
+        """Up to `room` frames, one per stream per pass, starting after the stream that led the
+        last batch, so that no stream starves the others."""
+        taken: list[Frame] = []
+        count = len(self._streams)
+        progress = True
+        while len(taken) < room and progress:
+            progress = False
+            for offset in range(count):
+                stream = self._streams[(self._next_stream + offset) % count]
+                frame = stream.inbox.take()
+                if frame is not None:
+                    taken.append(frame)
+                    progress = True
+                    if len(taken) == room:
+                        break
+        self._next_stream = (self._next_stream + 1) % max(count, 1)
+        return taken
+
+    def _all_drained(self) -> bool:
+        return all(s.ended and len(s.inbox) == 0 for s in self._streams)
+
+    def _collect(self) -> list[Frame] | None:
+        """The next batch, or None when every stream has ended and nothing is left."""
+        frames: list[Frame] = []
+        deadline: float | None = None
+        with self._arrived:
+            while True:
+                frames += self._take_round(self.max_batch - len(frames))
+                if len(frames) == self.max_batch or (frames and not self._others_live(frames)):
+                    return frames
+                if frames and deadline is None:
+                    deadline = time.monotonic() + self.config.max_wait_ms / 1e3
+                if self._all_drained() or (self._stop.is_set() and not self._any_queued()):
+                    return frames or None
+                remaining_s = POLL_S if deadline is None else deadline - time.monotonic()
+                if remaining_s <= 0:
+                    return frames
+                self._arrived.wait(min(remaining_s, POLL_S))
+
+    def _others_live(self, frames: list[Frame]) -> bool:
+        """Whether a stream not yet in the batch may still add a frame: if none can, waiting
+        would only add latency (a single camera never waits)."""
+        present = {f.stream_id for f in frames}
+        return any(not s.ended and s.stream_id not in present for s in self._streams)
+
+    def _any_queued(self) -> bool:
+        return any(len(s.inbox) for s in self._streams)
+
+    def _batch_loop(self) -> None:
+        try:
+            while (frames := self._collect()) is not None:
+                now = time.monotonic()
+                for frame in frames:
+                    self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
+                started = time.perf_counter()
+                try:
+                    tensor, transforms = self.detector.preprocess([f.image_bgr for f in frames])
+                except Exception as exc:  # a bad frame must not stop the other streams
+                    self._batch_failed(frames, "preprocess", exc)
+                    continue
+                # A copy: the preprocessor reuses its buffer for the next batch while this one
+                # is still being inferred.
+                batch = _Batch(frames, np.array(tensor), transforms)
+                self.metrics.record_stage(
+                    "preprocess", (time.perf_counter() - started) * 1e3, len(frames)
+                )
+                self._put(self._to_infer, batch, "to_infer")
+        finally:
+            self._to_infer.put(_END)
+
+    # --- infer, postprocess, sinks -------------------------------------------------------------
+
+    def _infer_loop(self) -> None:
+        try:
+            while (batch := self._to_infer.get()) is not _END:
+                self.metrics.set_queue_depth("to_infer", self._to_infer.qsize())
+                started = time.perf_counter()
+                try:
+                    batch.outputs = self.detector.infer(batch.tensor)
+                except Exception as exc:  # a backend error fails this batch only
+                    self._batch_failed(batch.frames, "infer", exc)
+                    continue
+                batch.tensor = None
+                self.metrics.record_stage(
+                    "infer", (time.perf_counter() - started) * 1e3, len(batch.frames)
+                )
+                self._put(self._to_post, batch, "to_post")
+        finally:
+            self._to_post.put(_END)
+
+    def _post_loop(self) -> None:
+        try:
+            while (batch := self._to_post.get()) is not _END:
+                self.metrics.set_queue_depth("to_post", self._to_post.qsize())
+                started = time.perf_counter()
+                try:
+                    detections = self.detector.postprocess(batch.outputs, batch.transforms)
+                except Exception as exc:
+                    self._batch_failed(batch.frames, "postprocess", exc)
+                    continue
+                self.metrics.record_stage(
+                    "postprocess", (time.perf_counter() - started) * 1e3, len(batch.frames)
+                )
+                for frame, found in zip(batch.frames, detections, strict=True):
+                    self._put(self._to_sinks, (frame, found), "to_sinks")
+        finally:
+            self._to_sinks.put(_END)
+
+    def _sink_loop(self) -> None:
+        limit = self.config.max_frames
+        try:
+            while (item := self._to_sinks.get()) is not _END:
+                self.metrics.set_queue_depth("to_sinks", self._to_sinks.qsize())
+                if limit is not None and self._delivered >= limit:
+                    continue  # in flight when the limit was reached: not delivered
+                frame, detections = item
+                result = Result(frame, detections, time.time())
+                started = time.perf_counter()
+                for sink in self.sinks:
+                    try:
+                        sink.write(result)
+                    except Exception as exc:  # one broken sink must not stop the others
+                        self.metrics.record_error(frame.stream_id, "sink")
+                        self._log(f"sink {sink.uri}: {exc}")
+                self.metrics.record_stage("sink", (time.perf_counter() - started) * 1e3)
+                self.metrics.record_result(
+                    frame.stream_id, (time.monotonic() - frame.capture_monotonic_s) * 1e3
+                )
+                self._delivered += 1
+                if limit is not None and self._delivered >= limit:
+                    self.stop()
+        finally:
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception as exc:
+                    self._log(f"sink {sink.uri}: {exc}")
+            self._finished.set()
+
+    def _put(self, target: queue.Queue[Any], item: Any, name: str) -> None:
+        target.put(item)
+        self.metrics.set_queue_depth(name, target.qsize())
+
+    def _batch_failed(self, frames: list[Frame], stage: str, exc: Exception) -> None:
+        for stream_id in sorted({f.stream_id for f in frames}):
+            self.metrics.record_error(stream_id, stage)
+        self._log(f"{stage} failed on a batch of {len(frames)} frame(s): {exc}")

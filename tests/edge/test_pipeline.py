@@ -1,0 +1,189 @@
+"""The streaming pipeline with the blob sample model on ONNX Runtime: files are read in full and in
+order, live streams keep only the newest frame, batches mix streams, a failing batch is counted
+and skipped, --max-frames is exact, and stop() drains what is in flight."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from edge.detector import Detector
+from edge.metrics import PipelineMetrics
+from edge.pipeline import FileQueue, LatestSlot, Pipeline, PipelineConfig
+from edge.samples import draw_blob_scene
+from edge.sinks import open_sink
+from edge.sources.base import Frame, SourceError
+
+RED_BOX = (100, 96, 420, 336)
+
+
+def _scene(seed: int) -> np.ndarray:
+    return draw_blob_scene((640, 480), {"red": RED_BOX}, seed=seed)
+
+
+class FramesSource:
+    """A real Source over a list of images, played `count` times over (default once): finite, or
+    live at `fps`. A `None` entry raises SourceError once at that point."""
+
+    def __init__(self, images, live=False, fps=0.0, count=None):
+        self.uri = "frames://"
+        self.live = live
+        self._images = [images[i % len(images)] for i in range(count or len(images))]
+        self._period_s = 1.0 / fps if fps else 0.0
+        self._next_s = 0.0
+        self._closed = threading.Event()
+        self.reads = 0
+
+    def open(self):
+        self._next_s = time.monotonic()
+
+    def read(self):
+        if self._closed.is_set() or not self._images:
+            return None
+        if self._period_s:
+            self._closed.wait(max(0.0, self._next_s - time.monotonic()))
+            self._next_s += self._period_s
+        self.reads += 1
+        image = self._images.pop(0)
+        if image is None:
+            raise SourceError("the test camera hiccupped")
+        return image
+
+    def close(self):
+        self._closed.set()
+
+
+class SlowSink:
+    """A real sink that takes `delay_s` per result and keeps them."""
+
+    uri = "slow://"
+
+    def __init__(self, delay_s=0.0):
+        self.delay_s = delay_s
+        self.results = []
+        self.closed = False
+
+    def write(self, result):
+        time.sleep(self.delay_s)
+        self.results.append(result)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def detector(blob_onnx):
+    return Detector.open(blob_onnx, backend_options={"threads": 1})
+
+
+def _run(sources, detector, sinks, config=None, timeout_s=30.0):
+    for _, source in sources:
+        source.open()
+    metrics = PipelineMetrics([stream_id for stream_id, _ in sources])
+    pipeline = Pipeline(sources, detector, sinks, metrics, config or PipelineConfig())
+    pipeline.start()
+    assert pipeline.wait(timeout_s), "the pipeline did not finish"
+    pipeline.join(5.0)
+    return pipeline, metrics.snapshot()
+
+
+def test_latest_slot_keeps_the_newest_and_reports_the_replaced():
+    slot = LatestSlot()
+    frames = [Frame("s0", i, float(i), float(i), np.zeros((2, 2, 3), np.uint8)) for i in range(3)]
+    assert slot.put(frames[0]) is False
+    assert slot.put(frames[1]) is True and slot.put(frames[2]) is True
+    assert slot.take().index == 2 and slot.take() is None and len(slot) == 0
+
+
+def test_file_queue_blocks_instead_of_dropping_until_stopped():
+    inbox, stop = FileQueue(depth=1), threading.Event()
+    first = Frame("s0", 0, 0.0, 0.0, np.zeros((2, 2, 3), np.uint8))
+    inbox.put(first, stop)
+    blocked = threading.Thread(target=inbox.put, args=(first, stop))
+    blocked.start()
+    blocked.join(0.2)
+    assert blocked.is_alive() and len(inbox) == 1  # waiting for room, not dropping
+    assert inbox.take() is first
+    blocked.join(2.0)
+    assert not blocked.is_alive() and len(inbox) == 1
+    stop.set()
+    inbox.put(first, stop)  # full, but stopped: returns
+    assert len(inbox) == 1
+
+
+def test_file_streams_are_read_in_full_in_order_and_batched_across_streams(detector, tmp_path):
+    sink = SlowSink()
+    jsonl = open_sink(f"jsonl://{tmp_path / 'out.jsonl'}")
+    sources = [(f"s{k}", FramesSource([_scene(i) for i in range(6)])) for k in range(2)]
+    pipeline, summary = _run(sources, detector, [sink, jsonl], PipelineConfig(max_wait_ms=50))
+
+    assert pipeline.delivered == 12 and sink.closed
+    for stream_id in ("s0", "s1"):
+        indices = [r.frame.index for r in sink.results if r.frame.stream_id == stream_id]
+        assert indices == list(range(6))
+        assert summary["streams"][stream_id]["frames"] == 6
+        assert not summary["streams"][stream_id]["drops"]
+    # Cross-stream batches: fewer inference calls than frames.
+    assert summary["stages"]["infer"]["count"] < 12
+    assert summary["stages"]["infer"]["frames"] == 12
+    for result in sink.results:
+        assert result.detections.names == ["red"]
+        np.testing.assert_allclose(result.detections.xyxy[0], RED_BOX, atol=8)
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
+    assert {"stream", "frame", "capture_unix_s", "latency_ms", "detections"} <= set(lines[0])
+    assert lines[0]["detections"][0]["class_name"] == "red"
+
+
+def test_a_live_stream_faster_than_the_pipeline_keeps_only_the_newest_frame(detector):
+    sink = SlowSink(delay_s=0.02)  # ≤ 50 results/s against a 200 fps camera
+    camera = FramesSource([_scene(i) for i in range(4)], live=True, fps=200, count=200)
+    pipeline, summary = _run([("cam", camera)], detector, [sink], timeout_s=60)
+
+    delivered = pipeline.delivered
+    stale = summary["streams"]["cam"]["drops"].get("stale", 0)
+    assert camera.reads == 200 and delivered + stale <= 200
+    assert stale > 50 and delivered < 150
+    # Bounded latency: a frame waits behind at most a few others, not behind the whole backlog.
+    assert summary["e2e"]["max_ms"] < 1000
+
+
+def test_a_failing_batch_is_counted_and_the_stream_goes_on(detector):
+    images = [_scene(0), np.zeros((0, 0, 3), np.uint8), _scene(1), None, _scene(2)]
+    sink = SlowSink()
+    pipeline, summary = _run(
+        [("s0", FramesSource(images))], detector, [sink], PipelineConfig(max_batch=1)
+    )
+    assert [r.frame.index for r in sink.results] == [0, 2]
+    assert summary["streams"]["s0"]["errors"] == {"preprocess": 1, "capture": 1}
+
+
+def test_max_frames_delivers_exactly_that_many_and_stops_capture(detector):
+    sink = SlowSink()
+    camera = FramesSource([_scene(i) for i in range(3)], live=True, fps=100, count=10_000)
+    pipeline, _ = _run([("cam", camera)], detector, [sink], PipelineConfig(max_frames=7))
+    assert pipeline.delivered == 7 and len(sink.results) == 7
+    assert camera.reads < 10_000
+
+
+def test_stop_ends_a_live_run_and_closes_the_sinks(detector):
+    sink = SlowSink()
+    camera = FramesSource([_scene(0)], live=True, fps=30, count=100_000)
+    camera.open()
+    metrics = PipelineMetrics(["cam"])
+    pipeline = Pipeline([("cam", camera)], detector, [sink], metrics)
+    pipeline.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    pipeline.stop()
+    assert pipeline.wait(5.0) and time.monotonic() - started < 2.0
+    assert sink.closed and len(sink.results) >= 1
+
+
+def test_a_batch_larger_than_the_model_takes_is_refused(detector):
+    with pytest.raises(Exception, match="--max-batch 9 is more than the model takes"):
+        Pipeline([], detector, [], PipelineMetrics([]), PipelineConfig(max_batch=9))

@@ -1,0 +1,118 @@
+"""`jetkit run` as a user runs it: files through GStreamer read in full, several streams at once,
+the table and the JSON summary, Ctrl-C as the normal end of a live run, and start-up mistakes as
+one-line errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+from cli_helpers import assert_user_error, jetkit
+
+from edge.samples import draw_blob_scene
+from edge.sources import gstreamer_available
+
+RED_BOX = (100, 96, 420, 336)
+
+
+@pytest.fixture(scope="module")
+def scenes_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scenes")
+    for i in range(5):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), draw_blob_scene((640, 480), {"red": RED_BOX}, i))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def scenes_video(tmp_path_factory):
+    """12 frames of a red box as MJPG in AVI, which GStreamer's good plugins decode."""
+    path = tmp_path_factory.mktemp("video") / "scenes.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+    for i in range(12):
+        writer.write(draw_blob_scene((640, 480), {"red": RED_BOX}, i))
+    writer.release()
+    return path
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_stills_to_jsonl_with_the_table_and_the_summary(blob_onnx, scenes_dir, tmp_path):
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    result = jetkit(
+        "run", f"images://{scenes_dir}", "--model", blob_onnx,
+        "--sink", f"jsonl://{out}", "--summary", summary,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = _lines(out)
+    assert [line["frame"] for line in lines] == list(range(5))
+    assert all(line["detections"][0]["class_name"] == "red" for line in lines)
+    for stage in ("preprocess", "infer", "postprocess", "e2e"):
+        assert stage in result.stdout
+    metrics = json.loads(summary.read_text())
+    assert metrics["streams"]["s0"]["frames"] == 5 and metrics["stages"]["infer"]["count"] >= 1
+
+
+@pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")
+def test_a_video_file_and_a_synthetic_camera_at_once(blob_onnx, scenes_video, tmp_path):
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    result = jetkit(
+        "run", f"file://{scenes_video}?id=video", "test://?fps=30&count=15&id=cam",
+        "--model", blob_onnx, "--sink", f"jsonl://{out}", "--summary", summary,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    by_stream: dict[str, list[int]] = {}
+    for line in _lines(out):
+        by_stream.setdefault(line["stream"], []).append(line["frame"])
+    assert by_stream["video"] == list(range(12))  # a file never drops
+    streams = json.loads(summary.read_text())["streams"]
+    assert streams["cam"]["frames"] + sum(streams["cam"]["drops"].values()) == 15
+
+
+def test_ctrl_c_ends_a_live_run_with_the_table(blob_onnx, tmp_path):
+    script = Path(sys.executable).with_name("jetkit")
+    process = subprocess.Popen(
+        [script, "run", "test://?fps=30", "--model", str(blob_onnx), "--log-interval", "0.2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait for the first periodic log line
+            line = process.stderr.readline()
+            if line.startswith("s0:"):
+                break
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "stopping" in stderr and "Traceback" not in stderr
+    assert "e2e" in stdout and "fps" in stdout
+
+
+def test_start_up_mistakes_are_one_line_errors(blob_onnx, tmp_path):
+    model = ("--model", blob_onnx)
+    assert_user_error(jetkit("run", "ftp://camera", *model), "ftp://camera")
+    assert_user_error(jetkit("run", tmp_path / "missing.mp4", *model), "missing.mp4")
+    assert_user_error(jetkit("run", "v4l2:///dev/video9", *model), "/dev/video9")
+    assert_user_error(jetkit("run", "test://", "--model", tmp_path / "no.onnx"), "no.onnx")
+    assert_user_error(
+        jetkit("run", "test://", *model, "--sink", "udp://host:1"), "unknown scheme 'udp'"
+    )
+    unwritable = tmp_path / "file-not-dir"
+    unwritable.write_text("")
+    assert_user_error(
+        jetkit("run", "test://", *model, "--sink", f"jsonl://{unwritable}/out.jsonl"),
+        "cannot write",
+    )
+    assert_user_error(jetkit("run", "test://", *model, "--max-frames", "0"), "--max-frames")
+    assert_user_error(jetkit("run", "test://", *model, "--max-batch", "64"), "--max-batch 64")
