@@ -111,6 +111,7 @@ class _Stream:
 
 @dataclass
 class _Batch:
+    detector: Detector  # the one that preprocessed it infers and decodes it, across a swap
     frames: list[Frame]
     tensor: np.ndarray | None = None
     transforms: list[Transform] | None = None
@@ -162,6 +163,8 @@ class Pipeline:
         self._to_sinks: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH * self.max_batch)
         self._delivered = 0
         self._next_stream = 0
+        self._in_flight: dict[int, int] = {}  # id(detector) → batches it has not finished
+        self._in_flight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     # --- control -------------------------------------------------------------------------------
@@ -192,6 +195,35 @@ class Pipeline:
     @property
     def delivered(self) -> int:
         return self._delivered
+
+    def swap_detector(self, detector: Detector, timeout_s: float = 30.0) -> Detector:
+        """Use `detector` from the next batch on and return the old one once the batches it
+        started are through (or `timeout_s` passed), ready to close. No frame is dropped: batches
+        already preprocessed finish on the model that preprocessed them."""
+        if self.config.max_batch is not None and self.config.max_batch > detector.max_batch:
+            raise JetkitError(
+                f"the new model takes batches of at most {detector.max_batch}, less than "
+                f"max_batch {self.config.max_batch}"
+            )
+        old, self.detector = self.detector, detector
+        self.max_batch = min(self.config.max_batch or detector.max_batch, detector.max_batch)
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight(old) and time.monotonic() < deadline and not self._finished.is_set():
+            time.sleep(POLL_S / 5)
+        return old
+
+    def in_flight(self, detector: Detector) -> int:
+        """Batches preprocessed by `detector` and not yet decoded."""
+        with self._in_flight_lock:
+            return self._in_flight.get(id(detector), 0)
+
+    def _track(self, detector: Detector, change: int) -> None:
+        with self._in_flight_lock:
+            count = self._in_flight.get(id(detector), 0) + change
+            if count:
+                self._in_flight[id(detector)] = count
+            else:
+                self._in_flight.pop(id(detector), None)
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"jetkit-{name}", daemon=True)
@@ -290,14 +322,16 @@ class Pipeline:
                 for frame in frames:
                     self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
                 started = time.perf_counter()
+                detector = self.detector
                 try:
-                    tensor, transforms = self.detector.preprocess([f.image_bgr for f in frames])
+                    tensor, transforms = detector.preprocess([f.image_bgr for f in frames])
                 except Exception as exc:  # a bad frame must not stop the other streams
                     self._batch_failed(frames, "preprocess", exc)
                     continue
                 # A copy: the preprocessor reuses its buffer for the next batch while this one
                 # is still being inferred.
-                batch = _Batch(frames, np.array(tensor), transforms)
+                batch = _Batch(detector, frames, np.array(tensor), transforms)
+                self._track(detector, +1)
                 self.metrics.record_stage(
                     "preprocess", (time.perf_counter() - started) * 1e3, len(frames)
                 )
@@ -313,8 +347,9 @@ class Pipeline:
                 self.metrics.set_queue_depth("to_infer", self._to_infer.qsize())
                 started = time.perf_counter()
                 try:
-                    batch.outputs = self.detector.infer(batch.tensor)
+                    batch.outputs = batch.detector.infer(batch.tensor)
                 except Exception as exc:  # a backend error fails this batch only
+                    self._track(batch.detector, -1)
                     self._batch_failed(batch.frames, "infer", exc)
                     continue
                 batch.tensor = None
@@ -331,10 +366,12 @@ class Pipeline:
                 self.metrics.set_queue_depth("to_post", self._to_post.qsize())
                 started = time.perf_counter()
                 try:
-                    detections = self.detector.postprocess(batch.outputs, batch.transforms)
+                    detections = batch.detector.postprocess(batch.outputs, batch.transforms)
                 except Exception as exc:
                     self._batch_failed(batch.frames, "postprocess", exc)
                     continue
+                finally:
+                    self._track(batch.detector, -1)
                 self.metrics.record_stage(
                     "postprocess", (time.perf_counter() - started) * 1e3, len(batch.frames)
                 )

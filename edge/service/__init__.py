@@ -1,0 +1,1 @@
+"""The streaming daemon: configuration, model pointer, HTTP endpoints, reload, systemd."""

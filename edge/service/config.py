@@ -1,0 +1,220 @@
+"""The daemon's configuration: a YAML file read into frozen dataclasses, each value checked on
+construction; every error names the key path (`streams[1].uri`) and the file.
+
+```yaml
+model: /opt/jetkit/current      # a model file, or a release pointer directory (see model_file)
+backend: onnxruntime            # optional: onnxruntime | tensorrt (default: from the file type)
+threads: 2                      # optional: ONNX Runtime intra-op threads
+streams:
+  - uri: csi://0
+    id: door                    # optional (default s0, s1, …)
+  - uri: rtsp://cam.local/stream
+sinks: [jsonl:///var/log/jetkit/results.jsonl]
+thresholds: {conf: 0.25, iou: 0.45}
+batching: {max_batch: 4, max_wait_ms: 5}
+http: {listen: 127.0.0.1:8080}
+log_interval_s: 30
+watch_model_s: 2                # how often a model pointer is checked for a new release
+stale_after_s: 5                # a stream with no result for this long is unhealthy
+summary: /var/lib/jetkit/summary.json   # optional: metrics written at exit
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from edge.errors import JetkitError
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+class ConfigError(JetkitError):
+    def __init__(self, key_path: str, problem: str, source: str | None = None) -> None:
+        where = f" in {source}" if source else ""
+        super().__init__(f"config key '{key_path}'{where}: {problem}")
+        self.key_path = key_path
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    uri: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    model: Path
+    streams: tuple[StreamConfig, ...]
+    sinks: tuple[str, ...] = ()
+    backend: str | None = None
+    threads: int | None = None
+    conf: float | None = None
+    iou: float | None = None
+    max_batch: int | None = None
+    max_wait_ms: float = 5.0
+    http: HttpConfig = field(default_factory=HttpConfig)
+    log_interval_s: float = 30.0
+    watch_model_s: float = 2.0
+    stale_after_s: float = 5.0
+    summary: Path | None = None
+
+    @property
+    def stream_uris(self) -> list[str]:
+        """Each stream's URI with its id as `?id=` (or `&id=`) where the config gives one."""
+        uris = []
+        for stream in self.streams:
+            if stream.id is None or stream.uri.startswith("gst://"):
+                uris.append(stream.uri)
+            else:
+                joiner = "&" if "?" in stream.uri else "?"
+                uris.append(f"{stream.uri}{joiner}id={stream.id}")
+        return uris
+
+
+_TOP_KEYS = {
+    "model", "streams", "sinks", "backend", "threads", "thresholds", "batching", "http",
+    "log_interval_s", "watch_model_s", "stale_after_s", "summary",
+}  # fmt: skip
+
+
+def _mapping(value: object, path: str, known: set[str]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(path, f"must be a mapping, got {type(value).__name__}")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        prefix = f"{path}." if path else ""
+        raise ConfigError(
+            f"{prefix}{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})"
+        )
+    return value
+
+
+def _number(
+    value: object, path: str, low: float, high: float | None = None, integer: bool = False
+) -> Any:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(path, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ConfigError(path, f"must be {bounds}, got {value!r}")
+    return value
+
+
+def _text(value: object, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(path, f"must be a non-empty string, got {value!r}")
+    return value
+
+
+def parse_listen(text: str, path: str = "http.listen") -> HttpConfig:
+    """`HOST:PORT` (`[::1]:8080` for IPv6) → HttpConfig; port 0 asks the system for a free one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(path, f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}, got {text!r}")
+    return HttpConfig(host.strip("[]"), int(_number(int(port), path, 0, 65535, integer=True)))
+
+
+def config_from_dict(data: object, source: str | None = None) -> ServiceConfig:
+    try:
+        return _config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(exc.key_path, str(exc).split(": ", 1)[1], source) from None
+
+
+def _config_from_dict(data: object) -> ServiceConfig:
+    top = _mapping(data, "", _TOP_KEYS)
+    if "model" not in top:
+        raise ConfigError("model", "required: a model file or a release pointer directory")
+    if "streams" not in top:
+        raise ConfigError("streams", "required: a list of sources, e.g. [{uri: 'csi://0'}]")
+    raw_streams = top["streams"]
+    if not isinstance(raw_streams, list) or not raw_streams:
+        raise ConfigError("streams", "must be a non-empty list")
+    streams = []
+    for k, item in enumerate(raw_streams):
+        if isinstance(item, str):
+            item = {"uri": item}
+        entry = _mapping(item, f"streams[{k}]", {"uri", "id"})
+        if "uri" not in entry:
+            raise ConfigError(f"streams[{k}].uri", "required")
+        stream_id = entry.get("id")
+        streams.append(
+            StreamConfig(
+                _text(entry["uri"], f"streams[{k}].uri"),
+                None if stream_id is None else _text(stream_id, f"streams[{k}].id"),
+            )
+        )
+    sinks = top.get("sinks", [])
+    if not isinstance(sinks, list):
+        raise ConfigError("sinks", "must be a list of sink URIs")
+    thresholds = _mapping(top.get("thresholds", {}), "thresholds", {"conf", "iou"})
+    batching = _mapping(top.get("batching", {}), "batching", {"max_batch", "max_wait_ms"})
+    http = _mapping(top.get("http", {}), "http", {"listen"})
+    backend = top.get("backend")
+    if backend is not None and backend not in ("onnxruntime", "tensorrt"):
+        raise ConfigError("backend", f"must be onnxruntime or tensorrt, got {backend!r}")
+    optional = {key: _number(top[key], key, 1, integer=True) for key in ("threads",) if key in top}
+    return ServiceConfig(
+        model=Path(_text(top["model"], "model")),
+        streams=tuple(streams),
+        sinks=tuple(_text(s, f"sinks[{k}]") for k, s in enumerate(sinks)),
+        backend=backend,
+        threads=optional.get("threads"),
+        conf=_optional_number(thresholds, "conf", "thresholds", 0.0, 1.0),
+        iou=_optional_number(thresholds, "iou", "thresholds", 0.0, 1.0),
+        max_batch=(
+            _number(batching["max_batch"], "batching.max_batch", 1, integer=True)
+            if "max_batch" in batching
+            else None
+        ),
+        max_wait_ms=float(
+            _number(batching.get("max_wait_ms", 5.0), "batching.max_wait_ms", 0, 10_000)
+        ),
+        http=parse_listen(_text(http.get("listen", DEFAULT_LISTEN), "http.listen")),
+        log_interval_s=float(_number(top.get("log_interval_s", 30.0), "log_interval_s", 0.1)),
+        watch_model_s=float(_number(top.get("watch_model_s", 2.0), "watch_model_s", 0.1)),
+        stale_after_s=float(_number(top.get("stale_after_s", 5.0), "stale_after_s", 0.1)),
+        summary=Path(_text(top["summary"], "summary")) if "summary" in top else None,
+    )
+
+
+def _optional_number(
+    section: dict[str, Any], key: str, prefix: str, low: float, high: float
+) -> float | None:
+    if key not in section:
+        return None
+    return float(_number(section[key], f"{prefix}.{key}", low, high))
+
+
+def load_config(path: str | Path) -> ServiceConfig:
+    """Read and validate a YAML config file; errors name the file and the key."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JetkitError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JetkitError(f"config file {path} cannot be read ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise JetkitError(f"config file {path} is not valid YAML{where}") from None
+    config = config_from_dict(data, str(path))
+    if not config.model.is_absolute():
+        # Relative to the config file, so a unit's working directory does not matter.
+        config = replace(config, model=path.parent / config.model)
+    return config

@@ -1,0 +1,240 @@
+"""The daemon: the pipeline on the configured streams, its health, and model reloads.
+
+A reload (SIGHUP, `POST /reload`, or a new model behind the model pointer) opens and warms the
+new model beside the old one and swaps it in between batches: no stream stops, no frame is
+dropped for it. A model that fails to load leaves the old one running; the error is logged and
+reported by `/status`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge.cli import stderr_log
+from edge.detector import Detector
+from edge.errors import JetkitError
+from edge.metrics import PipelineMetrics
+from edge.pipeline import Pipeline, PipelineConfig
+from edge.service.config import ServiceConfig
+from edge.service.model import ModelIdentity, identify
+from edge.sinks import Result, open_sink
+from edge.sources import Source, open_streams, parse_source_uris
+
+Log = Callable[[str], None]
+
+
+class HealthSink:
+    """A sink that remembers when each stream last delivered a result (monotonic seconds)."""
+
+    uri = "health://"
+
+    def __init__(self, stream_ids: Sequence[str]) -> None:
+        self.last_result_s: dict[str, float | None] = {s: None for s in stream_ids}
+
+    def write(self, result: Result) -> None:
+        self.last_result_s[result.frame.stream_id] = time.monotonic()
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    stream_id: str
+    healthy: bool
+    state: str  # "delivering", "reconnecting", "starting", "stalled"
+    last_result_age_s: float | None
+
+
+def stream_health(
+    stream_id: str,
+    last_result_s: float | None,
+    in_backoff: bool,
+    started_s: float,
+    now_s: float,
+    stale_after_s: float,
+) -> StreamHealth:
+    """Healthy while results keep coming or the source is in reconnect backoff; a stream gets
+    `stale_after_s` after start-up to deliver its first result."""
+    age_s = None if last_result_s is None else now_s - last_result_s
+    if age_s is not None and age_s <= stale_after_s:
+        return StreamHealth(stream_id, True, "delivering", age_s)
+    if in_backoff:
+        return StreamHealth(stream_id, True, "reconnecting", age_s)
+    if age_s is None and now_s - started_s <= stale_after_s:
+        return StreamHealth(stream_id, True, "starting", None)
+    return StreamHealth(stream_id, False, "stalled", age_s)
+
+
+class Service:
+    """Construct (stores the config), `start()` (start-up errors raise JetkitError), then
+    `reload()`, `health()`, `status()` from any thread, and `stop()` once."""
+
+    def __init__(self, config: ServiceConfig, log: Log = stderr_log) -> None:
+        self.config = config
+        self._log = log
+        self._reload_lock = threading.Lock()
+        self.reloads = 0
+        self.last_reload_error: str | None = None
+        self.identity: ModelIdentity | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        from edge.backends.tensorrt import tensorrt_missing
+
+        config = self.config
+        self._tensorrt = tensorrt_missing() is None
+        self.identity = identify(config.model, self._tensorrt)
+        detector = self._open_detector(self.identity)
+        uris = config.stream_uris
+        self.specs = parse_source_uris(uris)
+        self.stream_ids = [spec.stream_id for spec in self.specs]
+        self.metrics = PipelineMetrics(self.stream_ids)
+        self._health_sink = HealthSink(self.stream_ids)
+        self._sources: list[tuple[str, Source]] = []
+        sinks: list[Any] = []
+        try:
+            self._sources = open_streams(uris, on_error=self._source_failed)
+            sinks = [open_sink(uri) for uri in config.sinks]
+            self.pipeline = Pipeline(
+                self._sources,
+                detector,
+                [*sinks, self._health_sink],
+                self.metrics,
+                PipelineConfig(max_batch=config.max_batch, max_wait_ms=config.max_wait_ms),
+                log=self._log,
+            )
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            for _, source in self._sources:
+                source.close()
+            detector.close()
+            raise
+        self.started_s = time.monotonic()
+        self.pipeline.start()
+        self._log(
+            f"serving {self.identity.path.name} on {len(self.stream_ids)} stream(s): "
+            + ", ".join(spec.safe_uri for spec in self.specs)
+        )
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Stop capture, let the frames in flight through, close the sinks and the model.
+        Returns False when the frames in flight took longer than `timeout_s`."""
+        self.pipeline.stop()
+        drained = self.pipeline.wait(timeout_s)
+        self.pipeline.detector.close()
+        return drained
+
+    # --- reload --------------------------------------------------------------------------------
+
+    def reload(self, reason: str) -> dict[str, Any]:
+        """Load the model the config points to now and swap it in; on failure keep the old one.
+        Returns `{"ok": bool, "model": path, "error": …}`."""
+        with self._reload_lock:
+            try:
+                identity = identify(self.config.model, self._tensorrt)
+                detector = self._open_detector(identity)
+                old = self.pipeline.swap_detector(detector)
+            except Exception as exc:  # whatever the new model does wrong, the old one runs on
+                self.last_reload_error = f"{reason}: {exc}"
+                self._log(f"reload ({reason}) failed, still running the previous model: {exc}")
+                return {"ok": False, "model": str(self._model_path()), "error": str(exc)}
+            old.close()
+            self.identity = identity
+            self.reloads += 1
+            self.last_reload_error = None
+            self._log(f"reloaded ({reason}): now running {identity.path}")
+            return {"ok": True, "model": str(identity.path), "error": None}
+
+    def check_model_pointer(self) -> None:
+        """Reload when the model behind the pointer changed (a new release, a new file)."""
+        try:
+            current = identify(self.config.model, self._tensorrt)
+        except JetkitError:
+            return  # mid-switch or broken: the next check, or /status after a reload, tells
+        if current != self.identity:
+            self.reload("the model changed")
+
+    def _open_detector(self, identity: ModelIdentity) -> Detector:
+        config = self.config
+        options: dict[str, Any] = {"threads": config.threads} if config.threads else {}
+        thresholds = {
+            k: v for k, v in (("conf", config.conf), ("iou", config.iou)) if v is not None
+        }
+        detector = Detector.open(
+            identity.path, backend=config.backend, backend_options=options, **thresholds
+        )
+        try:
+            # Warm-up outside the stream: first inferences allocate and pick kernels.
+            size_hw = detector.manifest.input.size_hw
+            blank = np.full((*size_hw, 3), 114, np.uint8)
+            for _ in range(2):
+                detector.detect_batch([blank])
+        except BaseException:
+            detector.close()
+            raise
+        return detector
+
+    def _model_path(self) -> Any:
+        return self.identity.path if self.identity else self.config.model
+
+    def _source_failed(self, stream_id: str, error: Exception, delay_s: float) -> None:
+        self.metrics.record_error(stream_id, "reconnect")
+        self._log(f"{stream_id}: {error}; reconnecting in {delay_s:.1f} s")
+
+    # --- health and status ---------------------------------------------------------------------
+
+    def health(self) -> tuple[bool, list[StreamHealth]]:
+        now_s = time.monotonic()
+        streams = [
+            stream_health(
+                stream_id,
+                self._health_sink.last_result_s.get(stream_id),
+                bool(getattr(source, "in_backoff", False)),
+                self.started_s,
+                now_s,
+                self.config.stale_after_s,
+            )
+            for stream_id, source in self._sources
+        ]
+        return all(s.healthy for s in streams), streams
+
+    def status(self) -> dict[str, Any]:
+        healthy, streams = self.health()
+        snapshot = self.metrics.snapshot()
+        by_id = {spec.stream_id: spec for spec in self.specs}
+        sources = dict(self._sources)
+        return {
+            "healthy": healthy,
+            "uptime_s": round(time.monotonic() - self.started_s, 3),
+            "model": {
+                "path": str(self._model_path()),
+                "pointer": str(self.config.model),
+                "name": self.pipeline.detector.manifest.name,
+                "reloads": self.reloads,
+                "last_reload_error": self.last_reload_error,
+            },
+            "streams": [
+                {
+                    "id": s.stream_id,
+                    "uri": by_id[s.stream_id].safe_uri,
+                    "healthy": s.healthy,
+                    "state": s.state,
+                    "last_result_age_s": s.last_result_age_s,
+                    "reconnects": getattr(sources[s.stream_id], "reconnects", 0),
+                    **snapshot["streams"].get(s.stream_id, {}),
+                }
+                for s in streams
+            ],
+            "stages": snapshot["stages"],
+            "e2e": snapshot["e2e"],
+            "total_fps": snapshot["total_fps"],
+        }
