@@ -26,7 +26,7 @@ def _run(args: argparse.Namespace) -> int:
     from edge.atomic import write_text_atomic
     from edge.detector import Detector
     from edge.errors import JetkitError
-    from edge.metrics import PipelineMetrics
+    from edge.metrics import PipelineMetrics, TegrastatsReader
     from edge.pipeline import Pipeline, PipelineConfig
     from edge.sinks import open_sink
     from edge.sources import open_streams, parse_source_uris
@@ -67,11 +67,15 @@ def _run(args: argparse.Namespace) -> int:
         f"running {Path(args.model).name} on {len(sources)} stream(s), batch up to "
         f"{pipeline.max_batch}; Ctrl-C to stop"
     )
+    power = TegrastatsReader()  # on a Jetson: board power, GPU load, temperatures
+    if power.start():
+        metrics.attach_power(power)
     with _stop_on_sigterm(pipeline):
         pipeline.start()
         _wait(pipeline, metrics, args.duration, args.log_interval)
     if not pipeline.wait(DRAIN_TIMEOUT_S):
         stderr_log(f"frames still in flight after {DRAIN_TIMEOUT_S:.0f} s were abandoned")
+    power.stop()
     detector.close()
     print(metrics.format_table())
     if args.summary:

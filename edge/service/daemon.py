@@ -19,7 +19,7 @@ import numpy as np
 from edge.cli import stderr_log
 from edge.detector import Detector
 from edge.errors import JetkitError
-from edge.metrics import PipelineMetrics
+from edge.metrics import PipelineMetrics, TegrastatsReader
 from edge.pipeline import Pipeline, PipelineConfig
 from edge.service.config import ServiceConfig
 from edge.service.model import ModelIdentity, identify
@@ -118,6 +118,9 @@ class Service:
                 source.close()
             detector.close()
             raise
+        self._power = TegrastatsReader()  # on a Jetson: board power, GPU load, temperatures
+        if self._power.start():
+            self.metrics.attach_power(self._power)
         self.started_s = time.monotonic()
         self.pipeline.start()
         self._log(
@@ -130,6 +133,7 @@ class Service:
         Returns False when the frames in flight took longer than `timeout_s`."""
         self.pipeline.stop()
         drained = self.pipeline.wait(timeout_s)
+        self._power.stop()
         self.pipeline.detector.close()
         return drained
 
@@ -237,4 +241,5 @@ class Service:
             "stages": snapshot["stages"],
             "e2e": snapshot["e2e"],
             "total_fps": snapshot["total_fps"],
+            "power": snapshot.get("power"),
         }

@@ -187,3 +187,29 @@ def test_stop_ends_a_live_run_and_closes_the_sinks(detector):
 def test_a_batch_larger_than_the_model_takes_is_refused(detector):
     with pytest.raises(Exception, match="--max-batch 9 is more than the model takes"):
         Pipeline([], detector, [], PipelineMetrics([]), PipelineConfig(max_batch=9))
+
+
+def test_a_model_swap_between_batches_drops_no_frame(blob_onnx, tmp_path):
+    """Frames preprocessed for the old model finish on it; the next batches use the new one,
+    even with another input size."""
+    from edge.samples import build_blob_detector
+
+    old = Detector.open(blob_onnx, backend_options={"threads": 1})
+    build_blob_detector(tmp_path / "small.onnx", input_hw=(256, 256), max_batch=2)
+    new = Detector.open(tmp_path / "small.onnx", backend_options={"threads": 1})
+    sink = SlowSink(delay_s=0.005)
+    source = FramesSource([_scene(i) for i in range(3)], count=60)
+    source.open()
+    metrics = PipelineMetrics(["s0"])
+    pipeline = Pipeline([("s0", source)], old, [sink], metrics, PipelineConfig(max_batch=2))
+    pipeline.start()
+    deadline = time.monotonic() + 30
+    while pipeline.delivered < 10 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    returned = pipeline.swap_detector(new)
+    assert returned is old and pipeline.in_flight(old) == 0
+    assert pipeline.wait(30)
+    assert [r.frame.index for r in sink.results] == list(range(60))
+    assert all(r.detections.names == ["red"] for r in sink.results)
+    assert pipeline.detector is new and pipeline.max_batch == 2
+    assert metrics.snapshot()["streams"]["s0"]["errors"] == {}

@@ -5,6 +5,7 @@ one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -116,3 +117,30 @@ def test_start_up_mistakes_are_one_line_errors(blob_onnx, tmp_path):
     )
     assert_user_error(jetkit("run", "test://", *model, "--max-frames", "0"), "--max-frames")
     assert_user_error(jetkit("run", "test://", *model, "--max-batch", "64"), "--max-batch 64")
+
+
+def test_on_a_jetson_power_and_energy_per_frame_come_with_the_summary(blob_onnx, tmp_path):
+    """Where `tegrastats` runs (here a stand-in printing an Orin line, a real process on PATH),
+    the summary reports board power and energy per frame."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tegrastats = bin_dir / "tegrastats"
+    line = (
+        "11-23-2025 22:47:56 RAM 1729/15657MB (lfb 8x4MB) SWAP 0/7828MB (cached 0MB) "
+        "CPU [1%@1420,2%@1420,off,off] GR3D_FREQ 37% cpu@46.125C gpu@43C tj@46.937C "
+        "VDD_IN 6120mW/6120mW VDD_CPU_GPU_CV 436mW/436mW VDD_SOC 2464mW/2464mW"
+    )
+    tegrastats.write_text(f"#!/bin/sh\nwhile true; do echo '{line}'; sleep 0.05; done\n")
+    tegrastats.chmod(0o755)
+    summary = tmp_path / "summary.json"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    script = Path(sys.executable).with_name("jetkit")
+    result = subprocess.run(
+        [script, "run", "test://?fps=30&count=30", "--model", str(blob_onnx), "--summary",
+         str(summary)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    power = json.loads(summary.read_text())["power"]
+    assert power["power_mw"] == 6120 and power["gpu_load_pct"] == 37
+    assert power["energy_mj_per_frame"] > 0
