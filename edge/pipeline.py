@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,25 @@ Log = Callable[[str], None]
 
 # Between stages: enough to keep every stage busy, small enough not to add latency.
 STAGE_QUEUE_DEPTH = 2
+# Batches waiting for inference. One keeps the model busy (the next batch is ready when it
+# finishes); more would only make frames wait behind older ones.
+INFER_QUEUE_DEPTH = 1
 # How long blocked threads wait before looking at the stop flag again.
 POLL_S = 0.05
+
+
+def backend_options(
+    model_path: str | Path, backend: str | None, threads: int | None
+) -> dict[str, Any]:
+    """Backend options for a model run in the pipeline. ONNX Runtime's idle threads would spin
+    waiting for the next run, taking the cores the other stages need (measured: 141–157 against
+    59–121 frames/s, BENCHMARKS.md), so they sleep."""
+    from edge.backends import backend_for
+
+    options: dict[str, Any] = {"threads": threads} if threads else {}
+    if backend_for(str(model_path), backend) == "onnxruntime":
+        options["spinning"] = False
+    return options
 
 
 @dataclass(frozen=True)
@@ -157,8 +175,13 @@ class Pipeline:
         ]
         self._stop = threading.Event()
         self._finished = threading.Event()
+        self._infer_done = threading.Event()
         self._arrived = threading.Condition()
-        self._to_infer: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
+        self._to_infer: queue.Queue[Any] = queue.Queue(maxsize=INFER_QUEUE_DEPTH)
+        # Taken before a batch is collected, given back when inference takes the batch ahead:
+        # frames are picked when the model can run them next, so a live stream's batch holds
+        # its newest frame rather than one that waited behind a busy model.
+        self._infer_slot = threading.Semaphore(INFER_QUEUE_DEPTH)
         self._to_post: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
         self._to_sinks: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH * self.max_batch)
         self._delivered = 0
@@ -317,7 +340,7 @@ class Pipeline:
 
     def _batch_loop(self) -> None:
         try:
-            while (frames := self._collect()) is not None:
+            while self._take_infer_slot() and (frames := self._collect()) is not None:
                 now = time.monotonic()
                 for frame in frames:
                     self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
@@ -326,6 +349,7 @@ class Pipeline:
                 try:
                     tensor, transforms = detector.preprocess([f.image_bgr for f in frames])
                 except Exception as exc:  # a bad frame must not stop the other streams
+                    self._infer_slot.release()
                     self._batch_failed(frames, "preprocess", exc)
                     continue
                 # A copy: the preprocessor reuses its buffer for the next batch while this one
@@ -339,11 +363,19 @@ class Pipeline:
         finally:
             self._to_infer.put(_END)
 
+    def _take_infer_slot(self) -> bool:
+        """Wait until inference can take the next batch; False if it stopped for good."""
+        while not self._infer_slot.acquire(timeout=POLL_S):
+            if self._infer_done.is_set():
+                return False
+        return True
+
     # --- infer, postprocess, sinks -------------------------------------------------------------
 
     def _infer_loop(self) -> None:
         try:
             while (batch := self._to_infer.get()) is not _END:
+                self._infer_slot.release()
                 self.metrics.set_queue_depth("to_infer", self._to_infer.qsize())
                 started = time.perf_counter()
                 try:
@@ -358,6 +390,7 @@ class Pipeline:
                 )
                 self._put(self._to_post, batch, "to_post")
         finally:
+            self._infer_done.set()
             self._to_post.put(_END)
 
     def _post_loop(self) -> None:

@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
     from edge.detector import Detector
     from edge.errors import JetkitError
     from edge.metrics import PipelineMetrics, TegrastatsReader
-    from edge.pipeline import Pipeline, PipelineConfig
+    from edge.pipeline import Pipeline, PipelineConfig, backend_options
     from edge.sinks import open_sink
     from edge.sources import open_streams, parse_source_uris
 
@@ -38,12 +38,10 @@ def _run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_frames=args.max_frames
     )
-    backend_options: dict[str, Any] = {}
-    if args.threads:
-        backend_options["threads"] = args.threads
+    options = backend_options(args.model, args.backend, args.threads)
     thresholds = {k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None}
     detector = Detector.open(
-        args.model, backend=args.backend, backend_options=backend_options, **thresholds
+        args.model, backend=args.backend, backend_options=options, **thresholds
     )
     uris = args.sources or [DEFAULT_SOURCE]
     metrics = PipelineMetrics([spec.stream_id for spec in parse_source_uris(uris)])

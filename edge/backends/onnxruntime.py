@@ -47,9 +47,14 @@ def tensor_spec(node: Any) -> TensorSpec:
 
 
 def load_session(
-    path: str | os.PathLike[str], providers: list[str] | None = None, threads: int | None = None
+    path: str | os.PathLike[str],
+    providers: list[str] | None = None,
+    threads: int | None = None,
+    spinning: bool | None = None,
 ) -> Any:
-    """An InferenceSession, with a JetkitError naming the file when it is missing or not ONNX."""
+    """An InferenceSession, with a JetkitError naming the file when it is missing or not ONNX.
+    `spinning` False stops idle intra-op threads from busy-waiting for the next run: faster for
+    a pipeline whose other stages need the cores, slower for a bare inference loop."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -58,6 +63,8 @@ def load_session(
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
     options.log_severity_level = 3
     chosen = choose_providers(ort.get_available_providers(), providers)
     try:
@@ -79,9 +86,11 @@ class OnnxRuntimeBackend:
         path: str | os.PathLike[str],
         providers: list[str] | None = None,
         threads: int | None = None,
+        spinning: bool | None = None,
     ) -> None:
         self.path = Path(path)
-        self.session = load_session(path, providers, threads)
+        self.spinning = spinning
+        self.session = load_session(path, providers, threads, spinning)
         self.inputs = tuple(tensor_spec(n) for n in self.session.get_inputs())
         self.outputs = tuple(tensor_spec(n) for n in self.session.get_outputs())
         self._input_names = [s.name for s in self.inputs]
@@ -106,6 +115,7 @@ class OnnxRuntimeBackend:
             "execution_provider": self.session.get_providers()[0],
             "providers": self.session.get_providers(),
             "intra_op_threads": options.intra_op_num_threads or "default",
+            "intra_op_spinning": "default" if self.spinning is None else self.spinning,
         }
 
     def close(self) -> None:

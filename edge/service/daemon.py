@@ -20,7 +20,7 @@ from edge.cli import stderr_log
 from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.metrics import PipelineMetrics, TegrastatsReader
-from edge.pipeline import Pipeline, PipelineConfig
+from edge.pipeline import Pipeline, PipelineConfig, backend_options
 from edge.service.config import ServiceConfig
 from edge.service.model import ModelIdentity, identify
 from edge.sinks import Result, open_sink
@@ -169,7 +169,7 @@ class Service:
 
     def _open_detector(self, identity: ModelIdentity) -> Detector:
         config = self.config
-        options: dict[str, Any] = {"threads": config.threads} if config.threads else {}
+        options = backend_options(identity.path, config.backend, config.threads)
         thresholds = {
             k: v for k, v in (("conf", config.conf), ("iou", config.iou)) if v is not None
         }

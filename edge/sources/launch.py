@@ -29,12 +29,17 @@ def caps_framerate(fps: float) -> str:
     return f"{fraction.numerator}/{fraction.denominator}"
 
 
+# Decoded frames a file source holds ahead of its reader. Unbounded, GStreamer decodes the whole
+# file into memory as fast as it can (845 MB for 300 frames of 720p).
+FILE_READ_AHEAD_FRAMES = 4
+
+
 def appsink(live: bool) -> str:
     """Live sources keep only the newest frame, so a slow reader sees a fresh image rather than a
-    growing backlog; files keep every frame and run as fast as they are read."""
+    growing backlog; files keep every frame, decoding at most a few ahead of the reader."""
     if live:
         return "appsink name=sink max-buffers=1 drop=true sync=false"
-    return "appsink name=sink sync=false"
+    return f"appsink name=sink max-buffers={FILE_READ_AHEAD_FRAMES} drop=false sync=false"
 
 
 def _mode_caps(size_wh: tuple[int, int] | None, fps: float | None) -> str:

@@ -213,3 +213,11 @@ def test_a_model_swap_between_batches_drops_no_frame(blob_onnx, tmp_path):
     assert all(r.detections.names == ["red"] for r in sink.results)
     assert pipeline.detector is new and pipeline.max_batch == 2
     assert metrics.snapshot()["streams"]["s0"]["errors"] == {}
+
+
+def test_pipeline_backend_options_keep_onnxruntime_threads_from_spinning():
+    from edge.pipeline import backend_options
+
+    assert backend_options("m.onnx", None, 2) == {"threads": 2, "spinning": False}
+    assert backend_options("m.engine", None, None) == {}
+    assert backend_options("m.onnx", "tensorrt", None) == {}

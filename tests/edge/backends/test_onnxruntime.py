@@ -65,3 +65,9 @@ def test_missing_and_corrupt_files_are_named(tmp_path, blob_onnx):
 def test_unknown_backend_is_refused(blob_onnx):
     with pytest.raises(JetkitError, match="unknown backend 'openvino'"):
         open_backend(str(blob_onnx), "openvino")
+
+
+def test_spinning_can_be_turned_off_and_is_refused_for_engines(blob_onnx):
+    assert OnnxRuntimeBackend(blob_onnx, spinning=False).describe()["intra_op_spinning"] is False
+    with pytest.raises(JetkitError, match="--spinning applies to the onnxruntime backend only"):
+        open_backend("model.engine", spinning=False)

@@ -10,7 +10,9 @@ from edge.sources.uri import parse_source_uri
 LIVE_SINK = (
     "videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=1 drop=true sync=false"
 )
-FILE_SINK = "videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false"
+FILE_SINK = (
+    "videoconvert ! video/x-raw,format=BGR ! appsink name=sink max-buffers=4 drop=false sync=false"
+)
 NVIDIA = {"nvarguscamerasrc", "nvv4l2decoder", "nvvidconv"}
 
 
