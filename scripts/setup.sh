@@ -15,11 +15,15 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 TORCH_PIP_ARGS=${TORCH_PIP_ARGS:-}
 TRT_STUBS=${TRT_STUBS:-tensorrt-stubs==10.13.0.35.1}
 
-# GStreamer with the introspection data PyGObject needs, and what building PyGObject needs.
+# GStreamer with the introspection data PyGObject needs, and what building PyGObject needs;
+# the RTSP server the rtsp:// sink serves through; the MQTT broker (with mosquitto_passwd) and
+# openssl that the MQTT sink tests run.
 APT_PACKAGES=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
     libgirepository1.0-dev libcairo2-dev pkg-config
+    gir1.2-gst-rtsp-server-1.0
+    mosquitto openssl
 )
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -39,6 +43,11 @@ install_apt_packages() {
     log "installing Debian packages: ${missing[*]}"
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    # Debian starts a system broker on port 1883 with the package; the tests start their own on
+    # a free port, so one we just installed is stopped and left off.
+    if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null; then
+        "${sudo[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
+    fi
 }
 
 has_gpu() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }

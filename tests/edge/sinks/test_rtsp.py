@@ -1,0 +1,91 @@
+"""rtsp:// out: the URI and the encoder choice, a real player (rtspsrc in a GStreamer source)
+that sees the annotated frames, and the package to install where the server is missing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from edge.errors import JetkitError
+from edge.sinks import open_sink
+from edge.sinks.rtsp_uri import RtspOutConfig, parse_rtsp_out_uri, rtsp_launch
+from edge.sources.gst import GstSource, gstreamer_available
+from edge.sources.uri import parse_source_uri
+
+from .conftest import SCENE_SIZE_WH, assert_shows_annotations, free_port
+
+
+def test_uri_gives_address_and_path():
+    assert parse_rtsp_out_uri("rtsp://:8600/live") == RtspOutConfig("0.0.0.0", 8600, "live")
+    config = parse_rtsp_out_uri("rtsp://127.0.0.1/cams")
+    assert config == RtspOutConfig("127.0.0.1", 8554, "cams")
+    assert config.mount_for("door") == "/cams/door"
+    for uri, message in [
+        ("rtsp://h:x/live", "port must be a number"),
+        ("rtsp://h:1/", "give one path name"),
+        ("rtsp://h:1/a/b", "give one path name"),
+        ("rtsp://h:1/a?latency=1", "unknown param 'latency'"),
+    ]:
+        with pytest.raises(JetkitError, match=message):
+            parse_rtsp_out_uri(uri)
+
+
+def test_the_best_encoder_there_is_is_chosen():
+    jetson = rtsp_launch("video/x-raw", lambda name: True)
+    assert "nvv4l2h264enc" in jetson and "rtph264pay name=pay0" in jetson
+    desktop = rtsp_launch("video/x-raw", lambda name: name != "nvv4l2h264enc")
+    assert "x264enc" in desktop
+    assert "rtpjpegpay" in rtsp_launch("video/x-raw", lambda name: name == "jpegenc")
+    with pytest.raises(JetkitError, match="no video encoder"):
+        rtsp_launch("video/x-raw", lambda name: False)
+
+
+def test_a_player_sees_the_annotated_frames(make_results):
+    from edge.sinks.rtsp import rtsp_server_available
+
+    if not gstreamer_available() or not rtsp_server_available():
+        pytest.skip("GStreamer's RTSP server bindings are missing (gir1.2-gst-rtsp-server-1.0)")
+    port = free_port()
+    logged: list[str] = []
+    sink = open_sink(f"rtsp://127.0.0.1:{port}/live", logged.append)
+    results = make_results(1, "door")
+    sink.write(results[0])  # mounts the stream
+    assert logged == [
+        f"sink rtsp://127.0.0.1:{port}/live: stream door at rtsp://127.0.0.1:{port}/live/door"
+    ]
+
+    stop = threading.Event()
+
+    def keep_writing() -> None:
+        while not stop.wait(1 / 30):
+            sink.write(results[0])
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    player = GstSource(
+        parse_source_uri(
+            f"gst://rtspsrc location=rtsp://127.0.0.1:{port}/live/door latency=0 ! "
+            "rtpjpegdepay ! jpegdec ! videoconvert ! video/x-raw,format=BGR ! appsink"
+        )
+    )
+    try:
+        player.open()
+        image = player.read()
+    finally:
+        player.close()
+        stop.set()
+        writer.join()
+        sink.close()
+    assert image is not None and image.shape == (SCENE_SIZE_WH[1], SCENE_SIZE_WH[0], 3)
+    assert_shows_annotations(image, results[0])
+
+
+def test_without_the_server_bindings_the_error_names_the_package(monkeypatch):
+    if not gstreamer_available():
+        pytest.skip("GStreamer's Python bindings are missing")
+    import edge.sinks.rtsp as rtsp
+
+    monkeypatch.setattr(rtsp, "rtsp_server_available", lambda: False)
+    with pytest.raises(JetkitError, match="Debian package gir1.2-gst-rtsp-server-1.0"):
+        open_sink("rtsp://0.0.0.0:8554/live")
