@@ -162,6 +162,10 @@ class Pipeline:
         self.detector = detector
         self.sinks = list(sinks)
         self.metrics = metrics
+        for sink in self.sinks:
+            stats = getattr(sink, "stats", None)
+            if callable(stats):
+                metrics.watch_sink(sink.uri, stats)
         self.config = config
         self.max_batch = config.max_batch or model_max
         self._log = log
@@ -178,10 +182,14 @@ class Pipeline:
         self._infer_done = threading.Event()
         self._arrived = threading.Condition()
         self._to_infer: queue.Queue[Any] = queue.Queue(maxsize=INFER_QUEUE_DEPTH)
-        # Taken before a batch is collected, given back when inference takes the batch ahead:
-        # frames are picked when the model can run them next, so a live stream's batch holds
-        # its newest frame rather than one that waited behind a busy model.
+        # Taken before a batch is collected, given back by inference. With only live streams it
+        # is given back when inference has finished the batch ahead: frames are picked as the
+        # model frees up, so a batch holds each camera's newest frame and never waits behind
+        # another batch (the model idles while a batch is preprocessed). With a file, it is
+        # given back as inference starts the batch ahead, so the next one is preprocessed
+        # meanwhile: files want throughput, and their frames cannot go stale.
         self._infer_slot = threading.Semaphore(INFER_QUEUE_DEPTH)
+        self._latency_first = all(source.live for _, source in sources)
         self._to_post: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
         self._to_sinks: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH * self.max_batch)
         self._delivered = 0
@@ -375,7 +383,8 @@ class Pipeline:
     def _infer_loop(self) -> None:
         try:
             while (batch := self._to_infer.get()) is not _END:
-                self._infer_slot.release()
+                if not self._latency_first:
+                    self._infer_slot.release()
                 self.metrics.set_queue_depth("to_infer", self._to_infer.qsize())
                 started = time.perf_counter()
                 try:
@@ -384,6 +393,9 @@ class Pipeline:
                     self._track(batch.detector, -1)
                     self._batch_failed(batch.frames, "infer", exc)
                     continue
+                finally:
+                    if self._latency_first:
+                        self._infer_slot.release()
                 batch.tensor = None
                 self.metrics.record_stage(
                     "infer", (time.perf_counter() - started) * 1e3, len(batch.frames)

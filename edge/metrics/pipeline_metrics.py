@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge.metrics.stats import (
@@ -51,6 +51,7 @@ class PipelineMetrics:
       - `queues`: {name: depth} as last set.
       - `power`: None without a tegrastats reader (`attach_power`), else {power_mw,
         gpu_load_pct, temperatures_c, energy_mj, energy_mj_per_frame}, each None until known.
+      - `sinks`: {uri: counters} for sinks that keep their own (`watch_sink`).
     count, mean and max cover the whole run, percentiles the last `window` samples; a
     statistic without samples is None.
     """
@@ -74,6 +75,7 @@ class PipelineMetrics:
         self._streamless_errors: dict[str, int] = {}
         self._queues: dict[str, int] = {}
         self._power: TegrastatsReader | None = None
+        self._sink_stats: dict[str, Callable[[], Any]] = {}
 
     # --- recording (pipeline threads) ----------------------------------------------------------
 
@@ -114,6 +116,12 @@ class PipelineMetrics:
         with self._lock:
             self._power = reader
 
+    def watch_sink(self, uri: str, stats: Callable[[], Any]) -> None:
+        """Report a sink's own counters (a dataclass, e.g. an MQTT sink's published, queued,
+        dropped, disconnects) under `sinks` in snapshots: a broker outage shows there."""
+        with self._lock:
+            self._sink_stats[uri] = stats
+
     def _stream(self, stream_id: str) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -139,6 +147,7 @@ class PipelineMetrics:
             errors = dict(self._streamless_errors)
             queues = dict(self._queues)
             power = self._power
+            sink_stats = dict(self._sink_stats)
         for _, _, stream_errors in streams.values():
             for reason, n in stream_errors.items():
                 errors[reason] = errors.get(reason, 0) + n
@@ -165,6 +174,7 @@ class PipelineMetrics:
             "errors": errors,
             "queues": queues,
             "power": power_summary(power, e2e.count) if power is not None else None,
+            "sinks": {uri: asdict(stats()) for uri, stats in sink_stats.items()},
         }
 
     def histograms(self) -> dict[str, dict[str, Histogram]]:

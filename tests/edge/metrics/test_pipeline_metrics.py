@@ -163,3 +163,16 @@ def test_concurrent_recording_loses_nothing(clock):
     histograms = metrics.histograms()
     assert sum(histograms["e2e"]["a"].counts) == 2 * per_thread
     assert sum(histograms["stages"]["infer"].counts) == 4 * per_thread
+
+
+def test_sinks_report_their_own_counters():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Counters:
+        published: int
+        dropped: int
+
+    metrics = PipelineMetrics(["s0"])
+    metrics.watch_sink("mqtt://broker:1883/det", lambda: Counters(7, 1))
+    assert metrics.snapshot()["sinks"] == {"mqtt://broker:1883/det": {"published": 7, "dropped": 1}}

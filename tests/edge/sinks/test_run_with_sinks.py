@@ -27,7 +27,7 @@ def test_two_streams_to_mqtt_and_video(blob_onnx, broker, tmp_path):
         "run", f"images://{stills}?id=door", f"images://{stills}?id=yard",
         "--model", blob_onnx,
         "--sink", f"mqtt://127.0.0.1:{broker.port}/plant?topic_per_stream=1",
-        "--sink", f"video://{video}",
+        "--sink", f"video://{video}", "--summary", tmp_path / "summary.json",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     messages = [json.loads(m.payload) | {"topic": m.topic} for m in subscriber.take(12)]
@@ -36,6 +36,9 @@ def test_two_streams_to_mqtt_and_video(blob_onnx, broker, tmp_path):
     assert sorted((m["topic"], m["frame"]) for m in messages) == sorted(
         (f"plant/{stream}", index) for stream in ("door", "yard") for index in range(6)
     )
+    sinks = json.loads((tmp_path / "summary.json").read_text())["sinks"]
+    mqtt_stats = next(stats for uri, stats in sinks.items() if uri.startswith("mqtt://"))
+    assert mqtt_stats["published"] == 12 and mqtt_stats["dropped"] == 0
     for stream in ("door", "yard"):
         capture = cv2.VideoCapture(str(tmp_path / f"run-{stream}.avi"))
         assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 6
