@@ -118,6 +118,7 @@ class PipelineCollector:
             value=snapshot["uptime_s"],
         )
         yield from _power_metrics(snapshot["power"] or {})
+        yield from _sink_metrics(snapshot.get("sinks", {}))
 
 
 def prometheus_buckets(histogram: Histogram) -> list[tuple[str, float]]:
@@ -153,3 +154,26 @@ def _power_metrics(power: dict[str, Any]) -> Iterator[Metric]:
             "Board energy per delivered frame over the run.",
             value=power["energy_mj_per_frame"] / 1e3,
         )
+
+
+# Sink counters that only grow (an MQTT sink's); its other numbers (queued, connected) are gauges.
+SINK_COUNTERS = ("published", "dropped", "disconnects", "failed_connects")
+
+
+def _sink_metrics(sinks: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    """A sink's own counters, labelled by its URI (passwords masked by the sink)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    families: dict[str, Any] = {}
+    for uri, stats in sorted(sinks.items()):
+        for name, value in stats.items():
+            if not isinstance(value, int | float):  # bools count: `connected` is 0 or 1
+                continue  # text (the last error) is for /status, not a time series
+            if name not in families:
+                families[name] = (
+                    CounterMetricFamily(f"jetkit_sink_{name}", f"Sink {name}.", labels=["sink"])
+                    if name in SINK_COUNTERS
+                    else GaugeMetricFamily(f"jetkit_sink_{name}", f"Sink {name}.", labels=["sink"])
+                )
+            families[name].add_metric([uri], float(value))
+    yield from families.values()

@@ -109,3 +109,26 @@ def test_importing_metrics_leaves_prometheus_client_unloaded():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_a_sinks_own_counters_are_exported(metrics):
+    from dataclasses import dataclass
+
+    @dataclass
+    class MqttLike:
+        connected: bool
+        published: int
+        queued: int
+        dropped: int
+        last_error: str | None
+
+    metrics.watch_sink("mqtt://broker:1883/det", lambda: MqttLike(False, 40, 7, 2, "refused"))
+    registry = CollectorRegistry()
+    register_prometheus(metrics, registry)
+    samples = scrape(registry)
+    sink = (("sink", "mqtt://broker:1883/det"),)
+    assert samples["jetkit_sink_published_total"] == {sink: 40}
+    assert samples["jetkit_sink_dropped_total"] == {sink: 2}
+    assert samples["jetkit_sink_queued"] == {sink: 7}
+    assert samples["jetkit_sink_connected"] == {sink: 0}
+    assert "jetkit_sink_last_error" not in samples
