@@ -227,6 +227,11 @@ class Pipeline:
     def delivered(self) -> int:
         return self._delivered
 
+    @property
+    def sources(self) -> list[tuple[str, Source]]:
+        """`(stream id, source)` pairs, in stream order."""
+        return [(stream.stream_id, stream.source) for stream in self._streams]
+
     def swap_detector(self, detector: Detector, timeout_s: float = 30.0) -> Detector:
         """Use `detector` from the next batch on and return the old one once the batches it
         started are through (or `timeout_s` passed), ready to close. No frame is dropped: batches
@@ -464,3 +469,36 @@ class Pipeline:
         for stream_id in sorted({f.stream_id for f in frames}):
             self.metrics.record_error(stream_id, stage)
         self._log(f"{stage} failed on a batch of {len(frames)} frame(s): {exc}")
+
+
+def open_pipeline(
+    uris: Sequence[str],
+    sink_uris: Sequence[str],
+    detector: Detector,
+    config: PipelineConfig = PipelineConfig(),
+    extra_sinks: Sequence[Sink] = (),
+    log: Log = lambda _message: None,
+) -> Pipeline:
+    """The pipeline for source and sink URIs, with its metrics, everything opened (not started);
+    all or nothing: a start-up error closes what was opened and raises. A live source's
+    reconnects are counted as `reconnect` errors of its stream and logged."""
+    from edge.sinks import open_sink
+    from edge.sources import open_streams, parse_source_uris
+
+    metrics = PipelineMetrics([spec.stream_id for spec in parse_source_uris(uris)])
+
+    def source_failed(stream_id: str, error: Exception, delay_s: float) -> None:
+        metrics.record_error(stream_id, "reconnect")
+        log(f"{stream_id}: {error}; reconnecting in {delay_s:.1f} s")
+
+    sources = open_streams(uris, on_error=source_failed)
+    sinks: list[Sink] = []
+    try:
+        sinks = [open_sink(uri) for uri in sink_uris]
+        return Pipeline(sources, detector, [*sinks, *extra_sinks], metrics, config, log)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        for _, source in sources:
+            source.close()
+        raise

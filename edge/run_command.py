@@ -26,10 +26,8 @@ def _run(args: argparse.Namespace) -> int:
     from edge.atomic import write_text_atomic
     from edge.detector import Detector
     from edge.errors import JetkitError
-    from edge.metrics import PipelineMetrics, TegrastatsReader
-    from edge.pipeline import Pipeline, PipelineConfig, backend_options
-    from edge.sinks import open_sink
-    from edge.sources import open_streams, parse_source_uris
+    from edge.metrics import TegrastatsReader
+    from edge.pipeline import PipelineConfig, backend_options, open_pipeline
 
     if args.duration is not None and args.duration <= 0:
         raise JetkitError(f"--duration must be > 0 seconds, got {args.duration}")
@@ -43,26 +41,12 @@ def _run(args: argparse.Namespace) -> int:
     detector = Detector.open(
         args.model, backend=args.backend, backend_options=options, **thresholds
     )
-    uris = args.sources or [DEFAULT_SOURCE]
-    metrics = PipelineMetrics([spec.stream_id for spec in parse_source_uris(uris)])
-
-    def source_failed(stream_id: str, error: Exception, delay_s: float) -> None:
-        metrics.record_error(stream_id, "reconnect")
-        stderr_log(f"{stream_id}: {error}; reconnecting in {delay_s:.1f} s")
-
-    sources = open_streams(uris, on_error=source_failed)
-    sinks = []
-    try:
-        sinks = [open_sink(uri) for uri in args.sink or []]
-        pipeline = Pipeline(sources, detector, sinks, metrics, config, log=stderr_log)
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        for _, source in sources:
-            source.close()
-        raise
+    pipeline = open_pipeline(
+        args.sources or [DEFAULT_SOURCE], args.sink or [], detector, config, log=stderr_log
+    )
+    metrics = pipeline.metrics
     stderr_log(
-        f"running {Path(args.model).name} on {len(sources)} stream(s), batch up to "
+        f"running {Path(args.model).name} on {len(pipeline.sources)} stream(s), batch up to "
         f"{pipeline.max_batch}; Ctrl-C to stop"
     )
     power = TegrastatsReader()  # on a Jetson: board power, GPU load, temperatures

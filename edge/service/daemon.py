@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,12 +20,12 @@ import numpy as np
 from edge.cli import stderr_log
 from edge.detector import Detector
 from edge.errors import JetkitError
-from edge.metrics import PipelineMetrics, TegrastatsReader
-from edge.pipeline import Pipeline, PipelineConfig, backend_options
+from edge.metrics import TegrastatsReader
+from edge.pipeline import PipelineConfig, backend_options, open_pipeline
 from edge.service.config import ServiceConfig
 from edge.service.model import ModelIdentity, identify
-from edge.sinks import Result, open_sink
-from edge.sources import Source, open_streams, parse_source_uris
+from edge.sinks import Result
+from edge.sources import parse_source_uris
 
 Log = Callable[[str], None]
 
@@ -93,31 +94,22 @@ class Service:
         self._tensorrt = tensorrt_missing() is None
         self.identity = identify(config.model, self._tensorrt)
         detector = self._open_detector(self.identity)
-        uris = config.stream_uris
-        self.specs = parse_source_uris(uris)
+        self.specs = parse_source_uris(config.stream_uris)
         self.stream_ids = [spec.stream_id for spec in self.specs]
-        self.metrics = PipelineMetrics(self.stream_ids)
         self._health_sink = HealthSink(self.stream_ids)
-        self._sources: list[tuple[str, Source]] = []
-        sinks: list[Any] = []
         try:
-            self._sources = open_streams(uris, on_error=self._source_failed)
-            sinks = [open_sink(uri) for uri in config.sinks]
-            self.pipeline = Pipeline(
-                self._sources,
+            self.pipeline = open_pipeline(
+                config.stream_uris,
+                config.sinks,
                 detector,
-                [*sinks, self._health_sink],
-                self.metrics,
                 PipelineConfig(max_batch=config.max_batch, max_wait_ms=config.max_wait_ms),
+                extra_sinks=[self._health_sink],
                 log=self._log,
             )
         except BaseException:
-            for sink in sinks:
-                sink.close()
-            for _, source in self._sources:
-                source.close()
             detector.close()
             raise
+        self.metrics = self.pipeline.metrics
         self._power = TegrastatsReader()  # on a Jetson: board power, GPU load, temperatures
         if self._power.start():
             self.metrics.attach_power(self._power)
@@ -187,12 +179,8 @@ class Service:
             raise
         return detector
 
-    def _model_path(self) -> Any:
+    def _model_path(self) -> Path:
         return self.identity.path if self.identity else self.config.model
-
-    def _source_failed(self, stream_id: str, error: Exception, delay_s: float) -> None:
-        self.metrics.record_error(stream_id, "reconnect")
-        self._log(f"{stream_id}: {error}; reconnecting in {delay_s:.1f} s")
 
     # --- health and status ---------------------------------------------------------------------
 
@@ -207,7 +195,7 @@ class Service:
                 now_s,
                 self.config.stale_after_s,
             )
-            for stream_id, source in self._sources
+            for stream_id, source in self.pipeline.sources
         ]
         return all(s.healthy for s in streams), streams
 
@@ -215,7 +203,7 @@ class Service:
         healthy, streams = self.health()
         snapshot = self.metrics.snapshot()
         by_id = {spec.stream_id: spec for spec in self.specs}
-        sources = dict(self._sources)
+        sources = dict(self.pipeline.sources)
         return {
             "healthy": healthy,
             "uptime_s": round(time.monotonic() - self.started_s, 3),
