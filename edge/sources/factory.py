@@ -71,10 +71,10 @@ def open_streams(
             try:
                 opened.append((spec.stream_id, open_source(spec, on_error=callback)))
             except SourceError as exc:
-                raise JetkitError(
-                    f"source {spec.safe_uri!r} does not answer ({exc}); check that it is "
-                    "running and reachable"
-                ) from None
+                # Most source errors already name the source; do not say it twice.
+                text = str(exc).rstrip(".")
+                what = text if spec.safe_uri in text else f"source {spec.safe_uri!r}: {text}"
+                raise JetkitError(f"{what}; check that it is running and reachable") from None
     except BaseException:
         for _, source in opened:
             source.close()

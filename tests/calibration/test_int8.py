@@ -50,11 +50,15 @@ def test_qdq_format_follows_the_runtime(blob_onnx, calib_images, tmp_path, runti
     assert len(calibration["digest"]) == 64
 
 
+@pytest.mark.parametrize("method", ["entropy", "percentile", "minmax"])
 def test_int8_model_detects_what_fp32_detects_and_keeps_the_decode_in_float(
-    blob_onnx, calib_images, scene_bgr, tmp_path
+    blob_onnx, calib_images, scene_bgr, tmp_path, method
 ):
     fp32 = Detector.open(blob_onnx)
-    result = quantize_int8(blob_onnx, fp32.manifest, calib_images, tmp_path / "q.onnx")
+    result = quantize_int8(
+        blob_onnx, fp32.manifest, calib_images, tmp_path / "q.onnx", method=method
+    )
+    assert result.manifest.provenance["calibration"]["method"] == method
     quantized = onnx.load(tmp_path / "q.onnx")
     source = onnx.load(blob_onnx)
     name_unnamed_nodes(source)

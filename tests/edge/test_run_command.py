@@ -144,3 +144,10 @@ def test_on_a_jetson_power_and_energy_per_frame_come_with_the_summary(blob_onnx,
     power = json.loads(summary.read_text())["power"]
     assert power["power_mw"] == 6120 and power["gpu_load_pct"] == 37
     assert power["energy_mj_per_frame"] > 0
+
+
+@pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")
+def test_an_rtsp_host_that_refuses_is_a_start_up_error(blob_onnx):
+    result = jetkit("run", "rtsp://127.0.0.1:1/stream", "--model", blob_onnx)
+    assert_user_error(result, "rtsp://127.0.0.1:1/stream", "check that it is running and reachable")
+    assert result.stderr.count("rtsp://127.0.0.1:1/stream") == 1
