@@ -14,23 +14,31 @@ throughput: a 300-frame 1280×720 MJPG .avi of `draw_blob_scene` scenes (boxes m
     (200 ms warm-up, then at least 3 s of `backend.infer` on one preprocessed input);
   - pipeline: the file through the pipeline, frames / seconds from `start()` until drained
     (sources opened before; a file stream never waits for others, so batches are what its read-
-    ahead queue holds: the table gives the mean batch);
+    ahead queue holds: the table gives the mean batch), in the stage layout `jetkit run` picks
+    (`PipelineConfig.overlap` None: one worker thread for preprocess → infer → postprocess when
+    ONNX Runtime runs on the CPU);
+  - overlapped: the same with a thread per stage (what a GPU backend gets);
   - naive (batch 1 only): the same file, one frame at a time: `read` (same source class) →
     `detector.preprocess` → `infer` → `postprocess` → the JSON line sink, timed from the first
     read to the last write.
   All candidates alternate (order flipping every repeat); medians over `--repeats`. Ratios are
   medians of the per-repeat ratios. Goal: pipeline/model ≥ 0.9 at the same batch.
 overload: one `test://` stream at 3× the model's batch-1 throughput (measured first with
-  `run_bench`, 1 s) for `--overload-s`. End-to-end latency per frame from a recording sink
-  (`Result.latency_ms`: capture → delivered); the sum of the stage medians from
-  `PipelineMetrics.snapshot()` (queue wait, preprocess, infer, postprocess, sink: every stage
-  between capture and delivery). Goals: p99 ≤ 1.5× that sum, and p99 not growing: reported per
-  third of the run (by delivery order); "growing" here means the last third's p99 above 1.25×
-  the first's (a tolerance for this shared machine, not the issue's).
+  `run_bench`, 1 s) for `--overload-s`, through three candidates in turn: the pipeline (layout
+  as `jetkit run` picks), the pipeline overlapped (a thread per stage), and a naive anchor (a
+  capture thread keeping the newest frame, one loop: preprocess → infer → postprocess → sink).
+  End-to-end latency per frame from a recording sink (`Result.latency_ms`: capture →
+  delivered); the sum of the stage medians from `PipelineMetrics.snapshot()` (queue wait,
+  preprocess, infer, postprocess, sink: every stage between capture and delivery), for the
+  naive loop from its own timings of the same stages. Goals (for the pipeline): p99 ≤ 1.5× that
+  sum, and p99 not growing: reported per third of the run (by delivery order); "growing" here
+  means the last third's p99 above 1.25× the first's (a tolerance for this shared machine, not
+  the issue's).
 streams: N `test://?fps=15` streams (1280×720) for `--stream-s` after a 2 s warm-up; sustained
   when every stream's processed FPS over that window is ≥ 0.95×15 and its drops ≤ 5% of its
   frames. N doubles from 1 until it fails (at most 64), then bisects. With cross-stream batching
-  (max batch = the model's) and without (max batch 1); one search when the model's max is 1.
+  (max batch = the model's) and without (max batch 1; only this when the model's max is 1),
+  each in both stage layouts.
 memory: `jetkit run test://?fps=15 test://?fps=15 --model M --threads 2 --duration S` as a
   subprocess, on the demo student of `bench_distill.py` when it exists (the issue's model for
   this goal), else the section model. VmRSS from /proc/<pid>/status every second: after a 10 s
@@ -48,6 +56,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,7 +70,7 @@ from edge.bench import BenchConfig, run_bench
 from edge.detector import Detector
 from edge.metrics import PipelineMetrics
 from edge.metrics.stats import summarize_ms
-from edge.pipeline import Pipeline, PipelineConfig, backend_options
+from edge.pipeline import LatestSlot, Pipeline, PipelineConfig, backend_options
 from edge.samples import build_blob_detector, draw_blob_scene
 from edge.sinks import Result, Sink, open_sink
 from edge.sources import Frame, open_source, open_streams
@@ -154,12 +163,17 @@ def describe(path: Path, detector: Detector) -> str:
 
 
 def make_pipeline(
-    uris: Sequence[str], detector: Detector, sinks: Sequence[Sink], max_batch: int
+    uris: Sequence[str],
+    detector: Detector,
+    sinks: Sequence[Sink],
+    max_batch: int,
+    overlap: bool | None = None,
 ) -> tuple[Pipeline, PipelineMetrics, list[Any]]:
-    """A pipeline over freshly opened sources (returned too, for their counters), not started."""
+    """A pipeline over freshly opened sources (returned too, for their counters), not started;
+    `overlap` None: the layout `jetkit run` picks."""
     streams = open_streams(uris)
     metrics = PipelineMetrics([stream_id for stream_id, _ in streams])
-    config = PipelineConfig(max_batch=max_batch)
+    config = PipelineConfig(max_batch=max_batch, overlap=overlap)
     pipeline = Pipeline(streams, detector, [*sinks, open_sink(NULL_SINK)], metrics, config)
     return pipeline, metrics, [source for _, source in streams]
 
@@ -199,8 +213,10 @@ def model_run(detector: Detector, batch: int) -> dict[str, float]:
     return {"fps": result["throughput_fps"]}
 
 
-def file_pipeline_run(detector: Detector, video: Path, batch: int) -> dict[str, float]:
-    pipeline, metrics, _ = make_pipeline([str(video)], detector, [], batch)
+def file_pipeline_run(
+    detector: Detector, video: Path, batch: int, overlap: bool | None = None
+) -> dict[str, float]:
+    pipeline, metrics, _ = make_pipeline([str(video)], detector, [], batch, overlap)
     started = time.perf_counter()
     pipeline.start()
     # Not finish_pipeline: stop() would end capture before the file is read to its end.
@@ -276,15 +292,18 @@ def throughput(
     for batch in batches:
         runs[f"model b{batch}"] = lambda b=batch: model_run(detector, b)
         runs[f"pipeline b{batch}"] = lambda b=batch: file_pipeline_run(pipelined, video, b)
+        runs[f"overlapped b{batch}"] = lambda b=batch: file_pipeline_run(pipelined, video, b, True)
     samples = alternating(runs, repeats)
     rows = []
     for batch in batches:
         model, piped = samples[f"model b{batch}"], samples[f"pipeline b{batch}"]
+        overlapped = samples[f"overlapped b{batch}"]
         rows.append(
             {
                 "batch": batch,
                 "model_fps": median([s["fps"] for s in model]),
                 "pipeline_fps": median([s["fps"] for s in piped]),
+                "overlapped_fps": median([s["fps"] for s in overlapped]),
                 "naive_fps": median([s["fps"] for s in samples["naive"]]),
                 "pipeline_over_model": median(
                     [p["fps"] / m["fps"] for p, m in zip(piped, model, strict=True)]
@@ -293,8 +312,8 @@ def throughput(
                     [p["fps"] / n["fps"] for p, n in zip(piped, samples["naive"], strict=True)]
                 ),
                 "mean_batch": median([s["mean_batch"] for s in piped]),
-                "pipeline_frames": sorted({int(s["frames"]) for s in piped}),
-                "pipeline_errors": sum(int(s["errors"]) for s in piped),
+                "pipeline_frames": sorted({int(s["frames"]) for s in piped + overlapped}),
+                "pipeline_errors": sum(int(s["errors"]) for s in piped + overlapped),
             }
         )
     naive_frames = sorted({int(s["frames"]) for s in samples["naive"]})
@@ -315,7 +334,8 @@ def format_throughput(result: dict[str, Any], model: str, repeats: int) -> str:
     head = (
         f"throughput: {model}; {VIDEO_FRAMES}-frame {VIDEO_WH[0]}x{VIDEO_WH[1]} MJPG file through "
         f"{result['source']}; medians of {repeats} alternating repeats (goal: pipeline/model >= "
-        f"{MIN_MODEL_RATIO}; naive loop at batch 1)"
+        f"{MIN_MODEL_RATIO}; pipeline: the stage layout jetkit run picks, one worker thread on "
+        "the CPU; overlapped: a thread per stage; naive loop at batch 1)"
     )
     rows = [
         [
@@ -324,6 +344,7 @@ def format_throughput(result: dict[str, Any], model: str, repeats: int) -> str:
             f"{r['pipeline_fps']:.1f}",
             f"{r['pipeline_over_model']:.2f}",
             r["pipeline_over_model"] >= MIN_MODEL_RATIO,
+            f"{r['overlapped_fps']:.1f}",
             f"{r['naive_fps']:.1f}",
             f"{r['pipeline_over_naive']:.2f}x",
             f"{r['mean_batch']:.2f}",
@@ -342,6 +363,7 @@ def format_throughput(result: dict[str, Any], model: str, repeats: int) -> str:
                 "pipeline fps",
                 "pipeline/model",
                 "goal met",
+                "overlapped fps",
                 "naive fps",
                 "pipeline/naive",
                 "mean batch",
@@ -380,92 +402,187 @@ def latency_row(latencies_ms: Sequence[float]) -> dict[str, float]:
     }
 
 
-def overload(detector: Detector, pipelined: Detector, duration_s: float) -> dict[str, Any]:
-    model_fps = run_bench(detector, OVERLOAD_PROBE)["throughput_fps"]
-    source_fps = round(OVERLOAD_FACTOR * model_fps)
+OVERLOAD_CANDIDATES = ("pipeline", "overlapped", "naive")
+
+
+def overload_pipeline_run(
+    detector: Detector, uri: str, duration_s: float, overlap: bool | None
+) -> dict[str, Any]:
     recorder = LatencyRecorder()
     pipeline, metrics, sources = make_pipeline(
-        [f"test://?fps={source_fps}"], pipelined, [recorder], pipelined.max_batch
+        [uri], detector, [recorder], detector.max_batch, overlap
     )
     pipeline.start()
     time.sleep(duration_s)
     finish_pipeline(pipeline)
     snapshot = metrics.snapshot()
-    stage_p50_ms = {stage: snapshot["stages"][stage]["p50_ms"] for stage in OVERLOAD_STAGES}
-    stage_sum_ms = sum(stage_p50_ms.values())
-    whole = latency_row(recorder.latencies_ms)
-    thirds = [latency_row(part.tolist()) for part in np.array_split(recorder.latencies_ms, 3)]
     (stream,) = snapshot["streams"].values()
     return {
-        "model_fps": model_fps,
-        "source_fps": source_fps,
-        "duration_s": duration_s,
+        "latencies_ms": recorder.latencies_ms,
+        "stage_p50_ms": {stage: snapshot["stages"][stage]["p50_ms"] for stage in OVERLOAD_STAGES},
         "processed_fps": stream["fps"],
         "drops": stream["drops"],
         "source_skipped_frames": getattr(sources[0], "skipped_frames", None),
         "errors": snapshot["errors"],
         "mean_batch": mean_batch(snapshot),
-        "stage_p50_ms": stage_p50_ms,
-        "stage_sum_ms": stage_sum_ms,
-        "whole": whole,
-        "thirds": thirds,
-        "p99_over_stage_sum": whole["p99_ms"] / stage_sum_ms,
-        "last_over_first_third_p99": thirds[-1]["p99_ms"] / thirds[0]["p99_ms"],
+    }
+
+
+def overload_naive_run(detector: Detector, uri: str, duration_s: float) -> dict[str, Any]:
+    """The anchor: a capture thread keeping the newest frame (as the pipeline's live inbox does)
+    and one loop taking it → preprocess → infer → postprocess → the JSON line sink."""
+    source = open_source(uri)
+    inbox, stop, arrived = LatestSlot(), threading.Event(), threading.Condition()
+    sink = open_sink(NULL_SINK)
+
+    def capture() -> None:
+        index = 0
+        while not stop.is_set() and (image := source.read()) is not None:
+            inbox.put(Frame("s0", index, time.monotonic(), time.time(), image))
+            index += 1
+            with arrived:
+                arrived.notify()
+
+    capturing = threading.Thread(target=capture, daemon=True)
+    capturing.start()
+    stage_ms: dict[str, list[float]] = {stage: [] for stage in OVERLOAD_STAGES}
+    latencies_ms: list[float] = []
+    deadline = time.monotonic() + duration_s
+    try:
+        while time.monotonic() < deadline:
+            with arrived:
+                while (frame := inbox.take()) is None:
+                    arrived.wait(0.05)
+            times = [time.monotonic()]
+            tensor, transforms = detector.preprocess([frame.image_bgr])
+            times.append(time.monotonic())
+            outputs = detector.infer(tensor)
+            times.append(time.monotonic())
+            detections = detector.postprocess(outputs, transforms)[0]
+            times.append(time.monotonic())
+            result = Result(frame, detections, time.time())
+            sink.write(result)
+            times.append(time.monotonic())
+            latencies_ms.append(result.latency_ms)
+            stage_ms["queue_wait"].append((times[0] - frame.capture_monotonic_s) * 1e3)
+            for stage, begin, end in zip(OVERLOAD_STAGES[1:], times[:-1], times[1:], strict=True):
+                stage_ms[stage].append((end - begin) * 1e3)
+    finally:
+        stop.set()
+        source.close()
+        capturing.join(DRAIN_TIMEOUT_S)
+        sink.close()
+    return {
+        "latencies_ms": latencies_ms,
+        "stage_p50_ms": {stage: summarize_ms(ms)["median"] for stage, ms in stage_ms.items()},
+        "processed_fps": len(latencies_ms) / duration_s,
+        "source_skipped_frames": getattr(source, "skipped_frames", None),
+    }
+
+
+def overload(detector: Detector, pipelined: Detector, duration_s: float) -> dict[str, Any]:
+    model_fps = run_bench(detector, OVERLOAD_PROBE)["throughput_fps"]
+    source_fps = round(OVERLOAD_FACTOR * model_fps)
+    uri = f"test://?fps={source_fps}"
+    runs = {
+        "pipeline": lambda: overload_pipeline_run(pipelined, uri, duration_s, None),
+        "overlapped": lambda: overload_pipeline_run(pipelined, uri, duration_s, True),
+        "naive": lambda: overload_naive_run(pipelined, uri, duration_s),
+    }
+    candidates = {}
+    for name, run in runs.items():
+        log(f"overload: {name} ...")
+        run_result = run()
+        latencies_ms = run_result.pop("latencies_ms")
+        stage_sum_ms = sum(run_result["stage_p50_ms"].values())
+        whole = latency_row(latencies_ms)
+        thirds = [latency_row(part.tolist()) for part in np.array_split(latencies_ms, 3)]
+        candidates[name] = run_result | {
+            "stage_sum_ms": stage_sum_ms,
+            "whole": whole,
+            "thirds": thirds,
+            "p99_over_stage_sum": whole["p99_ms"] / stage_sum_ms,
+            "last_over_first_third_p99": thirds[-1]["p99_ms"] / thirds[0]["p99_ms"],
+        }
+    return {
+        "model_fps": model_fps,
+        "source_fps": source_fps,
+        "duration_s": duration_s,
+        "candidates": candidates,
     }
 
 
 def format_overload(result: dict[str, Any], model: str) -> str:
-    ratio = result["p99_over_stage_sum"]
-    growth = result["last_over_first_third_p99"]
     head = (
         f"overload: {model}; one test:// stream at {result['source_fps']} fps (3x the model's "
-        f"{result['model_fps']:.0f} fps at batch 1) for {result['duration_s']:g} s (goals: e2e p99 "
-        f"<= {MAX_P99_OVER_STAGES}x the sum of stage medians; last third's p99 <= "
-        f"{MAX_THIRD_GROWTH}x the first's)"
+        f"{result['model_fps']:.0f} fps at batch 1) for {result['duration_s']:g} s per candidate "
+        f"(goals, for the pipeline: e2e p99 <= {MAX_P99_OVER_STAGES}x the sum of its stage "
+        f"medians; last third's p99 <= {MAX_THIRD_GROWTH}x the first's). pipeline: the layout "
+        "jetkit run picks (one worker thread on the CPU); overlapped: a thread per stage; naive: "
+        "a capture thread keeping the newest frame and one sequential loop"
     )
-    parts = [("whole run", result["whole"])] + [
-        (f"third {k + 1}", row) for k, row in enumerate(result["thirds"])
-    ]
-    body = table(
-        ["part", "frames", "e2e p50 ms", "e2e p99 ms", "e2e max ms", "p99 / stage sum"],
-        [
-            [
-                name,
-                row["frames"],
-                row["p50_ms"],
-                row["p99_ms"],
-                row["max_ms"],
-                f"{row['p99_ms'] / result['stage_sum_ms']:.2f}",
-            ]
-            for name, row in parts
-        ],
-    )
-    stages = " + ".join(f"{name} {ms:.2f}" for name, ms in result["stage_p50_ms"].items())
-    drops = ", ".join(f"{k} {v}" for k, v in result["drops"].items()) or "none"
-    return "\n".join(
-        [
-            head,
-            "",
-            body,
-            "",
-            f"stage medians (ms): {stages} = {result['stage_sum_ms']:.2f}",
-            f"p99 / stage sum: {ratio:.2f} (goal met: {'yes' if ratio <= MAX_P99_OVER_STAGES else 'no'}); "
-            f"p99 third 3 / third 1: {growth:.2f} (growing: {'yes' if growth > MAX_THIRD_GROWTH else 'no'})",
-            f"processed {result['processed_fps']:.1f} fps, mean batch {result['mean_batch']:.2f}, "
-            f"drops {drops}, frames the source skipped {result['source_skipped_frames']}, "
-            f"errors {result['errors'] or 'none'}",
+    rows = []
+    for name, run in result["candidates"].items():
+        parts = [("whole run", run["whole"])] + [
+            (f"third {k + 1}", row) for k, row in enumerate(run["thirds"])
         ]
+        for part, row in parts:
+            rows.append(
+                [
+                    name if part == "whole run" else "",
+                    part,
+                    row["frames"],
+                    row["p50_ms"],
+                    row["p99_ms"],
+                    row["max_ms"],
+                    f"{row['p99_ms'] / run['stage_sum_ms']:.2f}",
+                ]
+            )
+    body = table(
+        [
+            "candidate",
+            "part",
+            "frames",
+            "e2e p50 ms",
+            "e2e p99 ms",
+            "e2e max ms",
+            "p99 / stage sum",
+        ],
+        rows,
     )
+    lines = [head, "", body, ""]
+    for name, run in result["candidates"].items():
+        ratio = run["p99_over_stage_sum"]
+        growth = run["last_over_first_third_p99"]
+        stages = " + ".join(f"{stage} {ms:.2f}" for stage, ms in run["stage_p50_ms"].items())
+        lines.append(f"{name}: stage medians (ms) {stages} = {run['stage_sum_ms']:.2f}")
+        lines.append(
+            f"  p99 / stage sum {ratio:.2f} (<= {MAX_P99_OVER_STAGES}: "
+            f"{'yes' if ratio <= MAX_P99_OVER_STAGES else 'no'}); p99 third 3 / third 1 "
+            f"{growth:.2f} (growing: {'yes' if growth > MAX_THIRD_GROWTH else 'no'}); processed "
+            f"{run['processed_fps']:.1f} fps; frames the source skipped "
+            f"{run['source_skipped_frames']}"
+            + (
+                f"; mean batch {run['mean_batch']:.2f}, drops "
+                + (", ".join(f"{k} {v}" for k, v in run["drops"].items()) or "none")
+                + f", errors {run['errors'] or 'none'}"
+                if "drops" in run
+                else ""
+            )
+        )
+    return "\n".join(lines)
 
 
 # --- streams ---------------------------------------------------------------------------------
 
 
-def stream_trial(detector: Detector, count: int, max_batch: int, window_s: float) -> dict[str, Any]:
+def stream_trial(
+    detector: Detector, count: int, max_batch: int, window_s: float, overlap: bool | None = None
+) -> dict[str, Any]:
     """`count` 15 FPS streams; each stream's processed FPS and drop share over `window_s`
     after the warm-up (differences of two snapshots, so the start-up does not count)."""
     pipeline, metrics, _ = make_pipeline(
-        [f"test://?fps={STREAM_FPS:g}"] * count, detector, [], max_batch
+        [f"test://?fps={STREAM_FPS:g}"] * count, detector, [], max_batch, overlap
     )
     pipeline.start()
     try:
@@ -523,10 +640,18 @@ def streams(detector: Detector, window_s: float) -> dict[str, Any]:
     modes = sorted({detector.max_batch, 1}, reverse=True)
     searches = []
     for max_batch in modes:
-        best, trials = largest_sustained(
-            lambda n, b=max_batch: stream_trial(detector, n, b, window_s)
-        )
-        searches.append({"max_batch": max_batch, "largest_sustained": best, "trials": trials})
+        for layout, overlap in (("pipeline", None), ("overlapped", True)):
+            best, trials = largest_sustained(
+                lambda n, b=max_batch, o=overlap: stream_trial(detector, n, b, window_s, o)
+            )
+            searches.append(
+                {
+                    "max_batch": max_batch,
+                    "layout": layout,
+                    "largest_sustained": best,
+                    "trials": [t | {"layout": layout} for t in trials],
+                }
+            )
     return {"window_s": window_s, "searches": searches}
 
 
@@ -537,11 +662,12 @@ def format_streams(result: dict[str, Any], model: str) -> str:
         f"{MIN_FPS_FRACTION * STREAM_FPS:.2f} fps and drops <= {MAX_DROP_FRACTION:.0%})"
     )
     summary = table(
-        ["batching", "max batch", "largest sustained"],
+        ["batching", "max batch", "layout", "largest sustained"],
         [
             [
                 "cross-stream" if s["max_batch"] > 1 else "none",
                 s["max_batch"],
+                s["layout"],
                 f">= {MAX_STREAMS}"
                 if s["largest_sustained"] == MAX_STREAMS
                 else s["largest_sustained"],
@@ -550,10 +676,20 @@ def format_streams(result: dict[str, Any], model: str) -> str:
         ],
     )
     trials = table(
-        ["max batch", "streams", "min fps", "max drop share", "mean batch", "errors", "sustained"],
+        [
+            "max batch",
+            "layout",
+            "streams",
+            "min fps",
+            "max drop share",
+            "mean batch",
+            "errors",
+            "sustained",
+        ],
         [
             [
                 t["max_batch"],
+                t["layout"],
                 t["streams"],
                 f"{t['min_fps']:.2f}",
                 f"{t['max_drop_share']:.1%}",
@@ -565,7 +701,11 @@ def format_streams(result: dict[str, Any], model: str) -> str:
             for t in s["trials"]
         ],
     )
-    notes = "" if len(result["searches"]) > 1 else "\n(the model's max batch is 1: one search)"
+    notes = (
+        "\n(pipeline: the layout jetkit run picks, one worker thread on the CPU; overlapped: a "
+        "thread per stage)"
+        + ("" if len(result["searches"]) > 2 else "\n(the model's max batch is 1: no batching)")
+    )
     return f"{head}\n\n{summary}{notes}\n\ntrials, in order:\n{trials}"
 
 

@@ -140,6 +140,11 @@ class Detector:
     def max_batch(self) -> int:
         return self.manifest.input.max_batch
 
+    @property
+    def overlaps_host(self) -> bool:
+        """Whether inference leaves the host's CPU cores free for pre- and postprocessing."""
+        return not self.backend.on_host_cpu
+
     def __call__(self, frame: np.ndarray) -> Detections:
         return self.detect_batch([frame])[0]
 

@@ -1,5 +1,7 @@
 """The streaming pipeline: capture (a thread per source) → batch across streams + preprocess →
-infer → decode + NMS → sinks, each stage a thread, joined by bounded queues, every stage timed.
+infer → decode + NMS → sinks, joined by bounded queues, every stage timed. Preprocess, infer and
+decode run in a thread each when inference runs off the CPU (they overlap), else in one thread
+(`PipelineConfig.overlap`).
 
 Live sources keep only their newest frame (a frame replaced before it was batched is counted as
 a `stale` drop), so latency stays bounded when the model is slower than the cameras; other
@@ -55,12 +57,19 @@ def backend_options(
 @dataclass(frozen=True)
 class PipelineConfig:
     """`max_batch` None: the model's. `max_wait_ms`: how long a batch waits for frames from other
-    streams once it has one. `file_queue_frames`: frames a non-live stream reads ahead."""
+    streams once it has one. `file_queue_frames`: frames a non-live stream reads ahead.
+    `overlap`: preprocess, infer and postprocess each in a thread of their own, so that one
+    batch is decoded while the next is inferred; otherwise one thread runs them in turn (capture
+    and sinks have threads either way). None: overlap when inference runs off the host's CPU
+    (TensorRT on the GPU). When ONNX Runtime shares the CPU with them, overlapping stages only
+    contend for the same cores: one thread measured better in latency, throughput and streams
+    sustained (BENCHMARKS.md)."""
 
     max_batch: int | None = None
     max_wait_ms: float = 5.0
     file_queue_frames: int = 4
     max_frames: int | None = None
+    overlap: bool | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch is not None and self.max_batch < 1:
@@ -190,6 +199,7 @@ class Pipeline:
         # meanwhile: files want throughput, and their frames cannot go stale.
         self._infer_slot = threading.Semaphore(INFER_QUEUE_DEPTH)
         self._latency_first = all(source.live for _, source in sources)
+        self.overlap = detector.overlaps_host if config.overlap is None else config.overlap
         self._to_post: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH)
         self._to_sinks: queue.Queue[Any] = queue.Queue(maxsize=STAGE_QUEUE_DEPTH * self.max_batch)
         self._delivered = 0
@@ -203,9 +213,12 @@ class Pipeline:
     def start(self) -> None:
         for stream in self._streams:
             self._spawn(f"capture-{stream.stream_id}", self._capture, stream)
-        self._spawn("batch", self._batch_loop)
-        self._spawn("infer", self._infer_loop)
-        self._spawn("postprocess", self._post_loop)
+        if self.overlap:
+            self._spawn("batch", self._batch_loop)
+            self._spawn("infer", self._infer_loop)
+            self._spawn("postprocess", self._post_loop)
+        else:
+            self._spawn("worker", self._serial_loop)
         self._spawn("sink", self._sink_loop)
 
     def stop(self) -> None:
@@ -354,24 +367,12 @@ class Pipeline:
     def _batch_loop(self) -> None:
         try:
             while self._take_infer_slot() and (frames := self._collect()) is not None:
-                now = time.monotonic()
-                for frame in frames:
-                    self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
-                started = time.perf_counter()
-                detector = self.detector
-                try:
-                    tensor, transforms = detector.preprocess([f.image_bgr for f in frames])
-                except Exception as exc:  # a bad frame must not stop the other streams
-                    self._infer_slot.release()
-                    self._batch_failed(frames, "preprocess", exc)
-                    continue
                 # A copy: the preprocessor reuses its buffer for the next batch while this one
                 # is still being inferred.
-                batch = _Batch(detector, frames, np.array(tensor), transforms)
-                self._track(detector, +1)
-                self.metrics.record_stage(
-                    "preprocess", (time.perf_counter() - started) * 1e3, len(frames)
-                )
+                batch = self._preprocess(frames, copy=True)
+                if batch is None:
+                    self._infer_slot.release()
+                    continue
                 self._put(self._to_infer, batch, "to_infer")
         finally:
             self._to_infer.put(_END)
@@ -383,29 +384,19 @@ class Pipeline:
                 return False
         return True
 
-    # --- infer, postprocess, sinks -------------------------------------------------------------
-
     def _infer_loop(self) -> None:
         try:
             while (batch := self._to_infer.get()) is not _END:
                 if not self._latency_first:
                     self._infer_slot.release()
                 self.metrics.set_queue_depth("to_infer", self._to_infer.qsize())
-                started = time.perf_counter()
                 try:
-                    batch.outputs = batch.detector.infer(batch.tensor)
-                except Exception as exc:  # a backend error fails this batch only
-                    self._track(batch.detector, -1)
-                    self._batch_failed(batch.frames, "infer", exc)
-                    continue
+                    inferred = self._infer(batch)
                 finally:
                     if self._latency_first:
                         self._infer_slot.release()
-                batch.tensor = None
-                self.metrics.record_stage(
-                    "infer", (time.perf_counter() - started) * 1e3, len(batch.frames)
-                )
-                self._put(self._to_post, batch, "to_post")
+                if inferred:
+                    self._put(self._to_post, batch, "to_post")
         finally:
             self._infer_done.set()
             self._to_post.put(_END)
@@ -414,21 +405,70 @@ class Pipeline:
         try:
             while (batch := self._to_post.get()) is not _END:
                 self.metrics.set_queue_depth("to_post", self._to_post.qsize())
-                started = time.perf_counter()
-                try:
-                    detections = batch.detector.postprocess(batch.outputs, batch.transforms)
-                except Exception as exc:
-                    self._batch_failed(batch.frames, "postprocess", exc)
-                    continue
-                finally:
-                    self._track(batch.detector, -1)
-                self.metrics.record_stage(
-                    "postprocess", (time.perf_counter() - started) * 1e3, len(batch.frames)
-                )
-                for frame, found in zip(batch.frames, detections, strict=True):
-                    self._put(self._to_sinks, (frame, found), "to_sinks")
+                for item in self._postprocess(batch):
+                    self._put(self._to_sinks, item, "to_sinks")
         finally:
             self._to_sinks.put(_END)
+
+    def _serial_loop(self) -> None:
+        try:
+            while (frames := self._collect()) is not None:
+                batch = self._preprocess(frames, copy=False)
+                if batch is None or not self._infer(batch):
+                    continue
+                for item in self._postprocess(batch):
+                    self._put(self._to_sinks, item, "to_sinks")
+        finally:
+            self._to_sinks.put(_END)
+
+    # --- the stages ----------------------------------------------------------------------------
+
+    def _preprocess(self, frames: list[Frame], copy: bool) -> _Batch | None:
+        """The batch for `frames` on the current detector, or None (counted) if it failed."""
+        now = time.monotonic()
+        for frame in frames:
+            self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
+        started = time.perf_counter()
+        detector = self.detector
+        try:
+            tensor, transforms = detector.preprocess([f.image_bgr for f in frames])
+        except Exception as exc:  # a bad frame must not stop the other streams
+            self._batch_failed(frames, "preprocess", exc)
+            return None
+        batch = _Batch(detector, frames, np.array(tensor) if copy else tensor, transforms)
+        self._track(detector, +1)
+        self.metrics.record_stage("preprocess", (time.perf_counter() - started) * 1e3, len(frames))
+        return batch
+
+    def _infer(self, batch: _Batch) -> bool:
+        """Run the model on `batch`; False (counted) if the backend failed."""
+        started = time.perf_counter()
+        try:
+            batch.outputs = batch.detector.infer(batch.tensor)
+        except Exception as exc:  # a backend error fails this batch only
+            self._track(batch.detector, -1)
+            self._batch_failed(batch.frames, "infer", exc)
+            return False
+        batch.tensor = None
+        self.metrics.record_stage("infer", (time.perf_counter() - started) * 1e3, len(batch.frames))
+        return True
+
+    def _postprocess(self, batch: _Batch) -> list[tuple[Frame, Any]]:
+        """`(frame, detections)` for each frame of `batch`; none (counted) if decoding failed."""
+        started = time.perf_counter()
+        try:
+            detections = batch.detector.postprocess(batch.outputs, batch.transforms)
+        except Exception as exc:
+            self._batch_failed(batch.frames, "postprocess", exc)
+            return []
+        finally:
+            self._track(batch.detector, -1)
+        self.metrics.record_stage(
+            "postprocess", (time.perf_counter() - started) * 1e3, len(batch.frames)
+        )
+        return list(zip(batch.frames, detections, strict=True))
+
+    # --- sinks ---------------------------------------------------------------------------------
 
     def _sink_loop(self) -> None:
         limit = self.config.max_frames

@@ -29,7 +29,8 @@ class Backend(Protocol):
 
     `infer` takes one array per input in `inputs` order and returns one host array per output in
     `outputs` order. `last_stages_ms` holds the stage times of the last call that the backend can
-    separate (`h2d`, `compute`, `d2h`; at least `compute`). `describe` reports the environment
+    separate (`h2d`, `compute`, `d2h`; at least `compute`). `on_host_cpu`: whether the model runs
+    on the host's CPU cores, the ones preprocessing and postprocessing use. `describe` reports the environment
     for benchmarks (backend, version, device/provider, precision). `metadata` holds the model
     file's key/value metadata (ONNX `metadata_props`, an Ultralytics engine header).
     """
@@ -39,6 +40,7 @@ class Backend(Protocol):
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     last_stages_ms: dict[str, float]
+    on_host_cpu: bool
 
     def infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]: ...
 

@@ -97,6 +97,7 @@ class OnnxRuntimeBackend:
         self._output_names = [s.name for s in self.outputs]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self.last_stages_ms: dict[str, float] = {}
+        self.on_host_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
 
     def infer(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         feeds = dict(zip(self._input_names, arrays, strict=True))

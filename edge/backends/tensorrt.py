@@ -71,6 +71,7 @@ class TensorRTBackend:
     """
 
     name = "tensorrt"
+    on_host_cpu = False
 
     def __init__(self, path: str | Path, device: int = 0, precision: str | None = None) -> None:
         self.version = require_tensorrt()

@@ -80,6 +80,13 @@ def detector(blob_onnx):
     return Detector.open(blob_onnx, backend_options={"threads": 1})
 
 
+@pytest.fixture(params=[False, True], ids=["one-worker", "overlapped"])
+def overlap(request):
+    """Both stage layouts: one thread for preprocess → infer → postprocess (the default on the
+    CPU) and a thread per stage (the default when inference runs on a GPU)."""
+    return request.param
+
+
 def _run(sources, detector, sinks, config=None, timeout_s=30.0):
     for _, source in sources:
         source.open()
@@ -115,11 +122,15 @@ def test_file_queue_blocks_instead_of_dropping_until_stopped():
     assert len(inbox) == 1
 
 
-def test_file_streams_are_read_in_full_in_order_and_batched_across_streams(detector, tmp_path):
+def test_file_streams_are_read_in_full_in_order_and_batched_across_streams(
+    detector, overlap, tmp_path
+):
     sink = SlowSink()
     jsonl = open_sink(f"jsonl://{tmp_path / 'out.jsonl'}")
     sources = [(f"s{k}", FramesSource([_scene(i) for i in range(6)])) for k in range(2)]
-    pipeline, summary = _run(sources, detector, [sink, jsonl], PipelineConfig(max_wait_ms=50))
+    pipeline, summary = _run(
+        sources, detector, [sink, jsonl], PipelineConfig(max_wait_ms=50, overlap=overlap)
+    )
 
     assert pipeline.delivered == 12 and sink.closed
     for stream_id in ("s0", "s1"):
@@ -139,10 +150,12 @@ def test_file_streams_are_read_in_full_in_order_and_batched_across_streams(detec
     assert lines[0]["detections"][0]["class_name"] == "red"
 
 
-def test_a_live_stream_faster_than_the_pipeline_keeps_only_the_newest_frame(detector):
+def test_a_live_stream_faster_than_the_pipeline_keeps_only_the_newest_frame(detector, overlap):
     sink = SlowSink(delay_s=0.02)  # ≤ 50 results/s against a 200 fps camera
     camera = FramesSource([_scene(i) for i in range(4)], live=True, fps=200, count=200)
-    pipeline, summary = _run([("cam", camera)], detector, [sink], timeout_s=60)
+    pipeline, summary = _run(
+        [("cam", camera)], detector, [sink], PipelineConfig(overlap=overlap), timeout_s=60
+    )
 
     delivered = pipeline.delivered
     stale = summary["streams"]["cam"]["drops"].get("stale", 0)
@@ -152,30 +165,36 @@ def test_a_live_stream_faster_than_the_pipeline_keeps_only_the_newest_frame(dete
     assert summary["e2e"]["max_ms"] < 1000
 
 
-def test_a_failing_batch_is_counted_and_the_stream_goes_on(detector):
+def test_a_failing_batch_is_counted_and_the_stream_goes_on(detector, overlap):
     images = [_scene(0), np.zeros((0, 0, 3), np.uint8), _scene(1), None, _scene(2)]
     sink = SlowSink()
     pipeline, summary = _run(
-        [("s0", FramesSource(images))], detector, [sink], PipelineConfig(max_batch=1)
+        [("s0", FramesSource(images))],
+        detector,
+        [sink],
+        PipelineConfig(max_batch=1, overlap=overlap),
     )
     assert [r.frame.index for r in sink.results] == [0, 2]
     assert summary["streams"]["s0"]["errors"] == {"preprocess": 1, "capture": 1}
 
 
-def test_max_frames_delivers_exactly_that_many_and_stops_capture(detector):
+def test_max_frames_delivers_exactly_that_many_and_stops_capture(detector, overlap):
     sink = SlowSink()
     camera = FramesSource([_scene(i) for i in range(3)], live=True, fps=100, count=10_000)
-    pipeline, _ = _run([("cam", camera)], detector, [sink], PipelineConfig(max_frames=7))
+    config = PipelineConfig(max_frames=7, overlap=overlap)
+    pipeline, _ = _run([("cam", camera)], detector, [sink], config)
     assert pipeline.delivered == 7 and len(sink.results) == 7
     assert camera.reads < 10_000
 
 
-def test_stop_ends_a_live_run_and_closes_the_sinks(detector):
+def test_stop_ends_a_live_run_and_closes_the_sinks(detector, overlap):
     sink = SlowSink()
     camera = FramesSource([_scene(0)], live=True, fps=30, count=100_000)
     camera.open()
     metrics = PipelineMetrics(["cam"])
-    pipeline = Pipeline([("cam", camera)], detector, [sink], metrics)
+    pipeline = Pipeline(
+        [("cam", camera)], detector, [sink], metrics, PipelineConfig(overlap=overlap)
+    )
     pipeline.start()
     time.sleep(0.3)
     started = time.monotonic()
@@ -184,12 +203,20 @@ def test_stop_ends_a_live_run_and_closes_the_sinks(detector):
     assert sink.closed and len(sink.results) >= 1
 
 
+def test_stages_overlap_only_when_inference_leaves_the_cpu_to_them(detector):
+    # ONNX Runtime on the CPU provider shares the cores with pre- and postprocessing.
+    assert detector.overlaps_host is False
+    assert Pipeline([], detector, [], PipelineMetrics([])).overlap is False
+    forced = Pipeline([], detector, [], PipelineMetrics([]), PipelineConfig(overlap=True))
+    assert forced.overlap is True
+
+
 def test_a_batch_larger_than_the_model_takes_is_refused(detector):
     with pytest.raises(Exception, match="--max-batch 9 is more than the model takes"):
         Pipeline([], detector, [], PipelineMetrics([]), PipelineConfig(max_batch=9))
 
 
-def test_a_model_swap_between_batches_drops_no_frame(blob_onnx, tmp_path):
+def test_a_model_swap_between_batches_drops_no_frame(blob_onnx, overlap, tmp_path):
     """Frames preprocessed for the old model finish on it; the next batches use the new one,
     even with another input size."""
     from edge.samples import build_blob_detector
@@ -201,7 +228,8 @@ def test_a_model_swap_between_batches_drops_no_frame(blob_onnx, tmp_path):
     source = FramesSource([_scene(i) for i in range(3)], count=60)
     source.open()
     metrics = PipelineMetrics(["s0"])
-    pipeline = Pipeline([("s0", source)], old, [sink], metrics, PipelineConfig(max_batch=2))
+    config = PipelineConfig(max_batch=2, overlap=overlap)
+    pipeline = Pipeline([("s0", source)], old, [sink], metrics, config)
     pipeline.start()
     deadline = time.monotonic() + 30
     while pipeline.delivered < 10 and time.monotonic() < deadline:
