@@ -17,13 +17,15 @@ TRT_STUBS=${TRT_STUBS:-tensorrt-stubs==10.13.0.35.1}
 
 # GStreamer with the introspection data PyGObject needs, and what building PyGObject needs;
 # the RTSP server the rtsp:// sink serves through; the MQTT broker (with mosquitto_passwd) and
-# openssl that the MQTT sink tests run.
+# openssl that the MQTT sink tests run; the OpenSSH server and client that flashing goes through
+# (the tests start their own sshd on 127.0.0.1).
 APT_PACKAGES=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
     libgirepository1.0-dev libcairo2-dev pkg-config
     gir1.2-gst-rtsp-server-1.0
     mosquitto openssl
+    openssh-server openssh-client
 )
 
 log() { printf 'setup: %s\n' "$*"; }
@@ -43,11 +45,16 @@ install_apt_packages() {
     log "installing Debian packages: ${missing[*]}"
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-    # Debian starts a system broker on port 1883 with the package; the tests start their own on
-    # a free port, so one we just installed is stopped and left off.
-    if [[ " ${missing[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null; then
-        "${sudo[@]}" systemctl disable --now mosquitto >/dev/null 2>&1 || true
-    fi
+    # Debian starts a system broker (port 1883) and sshd (port 22) with their packages; the tests
+    # start their own on free ports, so the ones we just installed are stopped and left off.
+    local package service
+    for package in mosquitto:mosquitto openssh-server:ssh; do
+        service=${package#*:}
+        package=${package%%:*}
+        if [[ " ${missing[*]} " == *" $package "* ]] && command -v systemctl >/dev/null; then
+            "${sudo[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+        fi
+    done
 }
 
 has_gpu() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }

@@ -15,10 +15,13 @@ def jetkit(*args, cwd=None, timeout=240):
     )
 
 
-def assert_user_error(result, *fragments):
+def assert_user_error(result, *fragments, progress=False):
+    """Exit 2, no traceback, and the error as one line (the last, after the progress lines of
+    a command that shows its steps, with `progress`)."""
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("jetkit: error: "), result.stderr
+    assert progress or len(lines) == 1, result.stderr
+    assert lines[-1].startswith("jetkit: error: "), result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+        assert fragment in lines[-1], lines[-1]

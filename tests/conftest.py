@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime  # noqa: F401  (isort: keep first)
 import pytest
 
-from edge.samples import build_blob_detector, draw_blob_scene
+from edge.samples import BLOB_CLASSES, build_blob_detector, draw_blob_scene
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -93,3 +93,27 @@ def scene_png(tmp_path_factory: pytest.TempPathFactory, scene_bgr: np.ndarray):
 def scene_boxes() -> dict[str, tuple[int, int, int, int]]:
     """Where `scene_bgr` has its objects, as class name → xyxy in frame pixels."""
     return SCENE_BOXES
+
+
+@pytest.fixture(scope="session")
+def blob_val(tmp_path_factory):
+    """Twelve blob scenes as a YOLO data set, boxes known exactly."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("blobs")
+    rng = np.random.default_rng(1)
+    for i in range(12):
+        (root / "images").mkdir(exist_ok=True)
+        (root / "labels").mkdir(exist_ok=True)
+        lines, boxes = [], {}
+        for k, name in enumerate(BLOB_CLASSES):
+            if rng.random() < 0.7:
+                x, y = (int(v) for v in rng.integers(0, 420, 2))
+                w, h = (int(v) for v in rng.integers(60, 200, 2))
+                boxes[name] = (x, y, x + w, y + h)
+                lines.append(f"{k} {(x + w / 2) / 640} {(y + h / 2) / 640} {w / 640} {h / 640}\n")
+        cv2.imwrite(str(root / "images" / f"s{i}.png"), draw_blob_scene((640, 640), boxes, seed=i))
+        (root / "labels" / f"s{i}.txt").write_text("".join(lines))
+    names = ", ".join(BLOB_CLASSES)
+    (root / "data.yaml").write_text(f"train: images\nval: images\nnames: [{names}]\n")
+    return root / "data.yaml"

@@ -1,9 +1,9 @@
 """Which model file the daemon runs, and whether it has changed.
 
 `model:` in the config is a model file, or a directory: a release (as deploy writes it) or a
-`current` pointer (a symlink) to one. A release names its model in `release.json`
-(`{"model": "model-trt-int8.engine"}`); without one, its only engine (where TensorRT runs) or its
-only ONNX is taken.
+`current` pointer (a symlink) to one. A release names its model in `release.json`, a path inside
+the release (`{"model": "engines/3f9c…-fp16-b8-trt10.3.0-sm87-gpu.engine"}`); without one, its
+only engine (where TensorRT runs) or its only ONNX is taken.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def pick_model(names: list[str], index: dict[str, object] | None, tensorrt: bool) -> str:
-    """The model file name among a release's `names`: the index's `model`, else the only engine
-    (with TensorRT) or the only ONNX. Pure; errors say what the release holds."""
+    """The model among a release's files (`names`, POSIX paths inside it): the index's `model`,
+    else the only engine (with TensorRT) or the only ONNX at its top. Pure; errors say what the
+    release holds."""
     if index is not None:
         chosen = index.get("model")
         if not isinstance(chosen, str) or chosen not in names:
@@ -30,8 +31,9 @@ def pick_model(names: list[str], index: dict[str, object] | None, tensorrt: bool
                 f"{RELEASE_INDEX} names model {chosen!r}, which is not in the release"
             )
         return chosen
-    engines = sorted(n for n in names if n.endswith(ENGINE_SUFFIXES))
-    onnx = sorted(n for n in names if n.endswith(".onnx"))
+    top = [n for n in names if "/" not in n]  # without an index, only the release's own files
+    engines = sorted(n for n in top if n.endswith(ENGINE_SUFFIXES))
+    onnx = sorted(n for n in top if n.endswith(".onnx"))
     for candidates in ([engines] if tensorrt else []) + [onnx]:
         if len(candidates) == 1:
             return candidates[0]
@@ -60,7 +62,7 @@ def model_file(pointer: Path, tensorrt: bool) -> Path:
         except (OSError, json.JSONDecodeError) as exc:
             raise JetkitError(f"{index_path} cannot be read ({exc})") from None
         index = loaded if isinstance(loaded, dict) else {}
-    names = sorted(p.name for p in resolved.iterdir() if p.is_file())
+    names = sorted(p.relative_to(resolved).as_posix() for p in resolved.rglob("*") if p.is_file())
     try:
         return resolved / pick_model(names, index, tensorrt)
     except JetkitError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from net_helpers import free_port
 
 from edge.detector import Detector
 from edge.samples import draw_blob_scene
@@ -66,12 +67,6 @@ def wait_until(condition, timeout_s: float = WAIT_S, what: str = "the condition"
         if time.monotonic() > deadline_s:
             raise AssertionError(f"{what} did not happen within {timeout_s:g} s")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Broker:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from net_helpers import free_port
 
 from edge.errors import JetkitError
 from edge.sinks import open_sink
@@ -13,7 +14,7 @@ from edge.sinks.rtsp_uri import RtspOutConfig, parse_rtsp_out_uri, rtsp_launch
 from edge.sources.gst import GstSource, gstreamer_available
 from edge.sources.uri import parse_source_uri
 
-from .conftest import SCENE_SIZE_WH, assert_shows_annotations, free_port
+from .conftest import SCENE_SIZE_WH, assert_shows_annotations
 
 
 def test_uri_gives_address_and_path():

@@ -3,7 +3,6 @@ under a name with a space and a quote so that pipeline quoting is exercised too.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -49,13 +48,6 @@ def assert_same_clip(frames: list[np.ndarray], expected: list[np.ndarray]) -> No
         assert image.shape == want.shape and image.dtype == np.uint8
         # MJPG at OpenCV's default quality stays within a few levels on smooth ramps.
         assert np.abs(image.astype(int) - want).mean() < 6
-
-
-def free_port() -> int:
-    """A local TCP port nobody listens on (for a refused connection)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def close_during_read(source, settle_s: float = 0.1) -> tuple[list, float]:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from net_helpers import free_port
 
 from edge.errors import JetkitError
 from edge.sources import (
@@ -18,7 +19,7 @@ from edge.sources import (
     parse_source_uri,
 )
 
-from .conftest import CLIP_FRAMES, free_port, read_all
+from .conftest import CLIP_FRAMES, read_all
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,14 @@ import time
 
 import numpy as np
 import pytest
+from net_helpers import free_port
 
 from edge.errors import JetkitError
 from edge.sources.base import SourceError
 from edge.sources.gst import GstSource, bgr_from_bytes, bus_error_text
 from edge.sources.uri import parse_source_uri
 
-from .conftest import assert_same_clip, close_during_read, free_port, read_all
+from .conftest import assert_same_clip, close_during_read, read_all
 
 RED_321 = (
     "gst://videotestsrc num-buffers=5 pattern=red ! video/x-raw,width=321,height=240 ! "

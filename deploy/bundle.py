@@ -1,0 +1,696 @@
+"""Bundles: one tar file holding a release's models, manifests, calibration caches and prebuilt
+engines, with an index (`index.json`, the first member) giving every other member's sha256.
+
+Layout inside the tar (no folders but these two, no links, nothing else):
+
+    index.json
+    models/<file>     ONNX models (FP32, FP16, INT8 Q/DQ) and their sidecar manifests,
+                      TensorRT calibration caches (`*.cache`), accuracy-gate reports (`*.gate.json`)
+    engines/<file>    prebuilt TensorRT engines and their manifests (target and engine key)
+
+Reading a bundle trusts nothing in it: member names, types and sizes are checked before anything
+is written, and every member's digest is checked against the index while it is extracted into a
+temporary folder that only becomes the destination once all of it matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from edge.atomic import open_atomic
+from edge.errors import JetkitError
+
+FORMAT = "jetkit-bundle"
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+MODELS_DIR = "models"
+ENGINES_DIR = "engines"
+BUNDLE_SUFFIX = ".jkb"
+ROLES = ("model", "manifest", "calibration-cache", "gate-report", "engine")
+
+# Far above any detector a Jetson runs; they stop a crafted bundle from filling the device.
+MAX_MEMBERS = 256
+MAX_MEMBER_BYTES = 4 << 30
+MAX_TOTAL_BYTES = 8 << 30
+MAX_INDEX_BYTES = 1 << 20
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_CHUNK = 1 << 20
+
+
+class BundleError(JetkitError):
+    """A bundle that cannot be trusted or used; the message names the bundle and the fix."""
+
+
+# --- the index -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of the bundle: where it is inside, its digest and size, and what it is."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+    role: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True)
+class BundleModel:
+    """A model file with its manifest (both `Member.path`s) and what the manifest says it is:
+    kind and precision, the largest batch, and for INT8 the runtime its Q/DQ format is for
+    (`tensorrt` or `cpu`)."""
+
+    file: str
+    manifest: str
+    kind: str
+    precision: str
+    max_batch: int = 1
+    runtime: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "manifest": self.manifest,
+            "kind": self.kind,
+            "precision": self.precision,
+            "max_batch": self.max_batch,
+            "runtime": self.runtime,
+        }
+
+
+@dataclass(frozen=True)
+class BundleEngine:
+    """A prebuilt engine, its manifest, and the engine key (`calibration.engine.EngineKey`)."""
+
+    file: str
+    manifest: str
+    key: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "manifest": self.manifest, "key": dict(self.key)}
+
+
+@dataclass(frozen=True)
+class BundleIndex:
+    name: str
+    version: str
+    members: tuple[Member, ...]
+    models: tuple[BundleModel, ...]
+    engines: tuple[BundleEngine, ...] = ()
+    created_unix_s: float = 0.0
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_release_name(self.name, "name")
+        check_release_name(self.version, "version")
+        paths = [m.path for m in self.members]
+        if len(set(paths)) != len(paths):
+            raise BundleError("index.members lists a path twice")
+        known = set(paths)
+        for k, model in enumerate(self.models):
+            for key in ("file", "manifest"):
+                if getattr(model, key) not in known:
+                    raise BundleError(f"index.models[{k}].{key} is not a member")
+        for k, engine in enumerate(self.engines):
+            for key in ("file", "manifest"):
+                if getattr(engine, key) not in known:
+                    raise BundleError(f"index.engines[{k}].{key} is not a member")
+
+    @property
+    def release(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def member(self, path: str) -> Member:
+        for member in self.members:
+            if member.path == path:
+                return member
+        raise BundleError(f"the bundle has no member {path}")
+
+    def model(self, precision: str) -> BundleModel | None:
+        """The ONNX model of that precision (`fp32`, `fp16`, `int8`), if the bundle has one."""
+        found = [m for m in self.models if m.precision == precision]
+        return found[0] if found else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": self.format_version,
+            "name": self.name,
+            "version": self.version,
+            "created_unix_s": self.created_unix_s,
+            **self.extra,
+            "models": [m.to_dict() for m in self.models],
+            "engines": [e.to_dict() for e in self.engines],
+            "members": [m.to_dict() for m in self.members],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, source: str) -> BundleIndex:
+        """Validate an index read from a bundle; errors name the field."""
+        if not isinstance(data, dict):
+            raise BundleError(f"{source}: {INDEX_NAME} is not a JSON object")
+        if data.get("format") != FORMAT:
+            raise BundleError(f"{source} is not a jetkit bundle (index.format is not {FORMAT!r})")
+        version = data.get("format_version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise BundleError(f"{source}: index.format_version must be an integer")
+        if version > FORMAT_VERSION:
+            raise BundleError(
+                f"{source} is bundle format {version}, newer than this jetkit reads "
+                f"({FORMAT_VERSION}); upgrade jetkit (pip install -U jetkit)"
+            )
+        try:
+            members = tuple(
+                _member_from(item, f"index.members[{k}]")
+                for k, item in enumerate(_list(data, "members"))
+            )
+            models = tuple(
+                BundleModel(
+                    file=_text(item, "file", f"index.models[{k}]"),
+                    manifest=_text(item, "manifest", f"index.models[{k}]"),
+                    kind=_text(item, "kind", f"index.models[{k}]"),
+                    precision=_text(item, "precision", f"index.models[{k}]"),
+                    max_batch=_count(item, "max_batch", f"index.models[{k}]"),
+                    runtime=item.get("runtime") if isinstance(item, dict) else None,
+                )
+                for k, item in enumerate(_list(data, "models"))
+            )
+            engines = tuple(
+                BundleEngine(
+                    file=_text(item, "file", f"index.engines[{k}]"),
+                    manifest=_text(item, "manifest", f"index.engines[{k}]"),
+                    key=_mapping(item, "key", f"index.engines[{k}]"),
+                )
+                for k, item in enumerate(_list(data, "engines"))
+            )
+            created = data.get("created_unix_s", 0.0)
+            if not isinstance(created, (int, float)):
+                raise BundleError("index.created_unix_s must be a number")
+            known = {"format", "format_version", "name", "version", "created_unix_s"}
+            known |= {"models", "engines", "members"}
+            return cls(
+                name=_text(data, "name", "index"),
+                version=_text(data, "version", "index"),
+                members=members,
+                models=models,
+                engines=engines,
+                created_unix_s=float(created),
+                format_version=version,
+                extra={k: v for k, v in data.items() if k not in known},
+            )
+        except BundleError as exc:
+            raise BundleError(f"{source}: {exc}") from None
+
+
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise BundleError(f"index.{key} must be a list")
+    return value
+
+
+def _text(data: object, key: str, where: str) -> str:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise BundleError(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _count(data: object, key: str, where: str) -> int:
+    value = data.get(key, 1) if isinstance(data, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise BundleError(f"{where}.{key} must be a positive integer")
+    return value
+
+
+def _mapping(data: object, key: str, where: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, dict):
+        raise BundleError(f"{where}.{key} must be an object")
+    return value
+
+
+def _member_from(item: object, where: str) -> Member:
+    path = _text(item, "path", where)
+    problem = member_path_problem(path)
+    if problem:
+        raise BundleError(f"{where}.path {path!r}: {problem}")
+    sha256 = _text(item, "sha256", where)
+    if not _SHA256.fullmatch(sha256):
+        raise BundleError(f"{where}.sha256 must be 64 lower-case hex digits")
+    size = item.get("size_bytes") if isinstance(item, dict) else None
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_MEMBER_BYTES:
+        raise BundleError(f"{where}.size_bytes must be an integer in [0, {MAX_MEMBER_BYTES}]")
+    role = _text(item, "role", where)
+    if role not in ROLES:
+        raise BundleError(f"{where}.role must be one of {', '.join(ROLES)}")
+    return Member(path, sha256, size, role)
+
+
+# --- pure checks ---------------------------------------------------------------------------------
+
+
+def check_release_name(text: str, what: str) -> None:
+    """Names and versions become folder names on the device: letters, digits, `._+-`."""
+    if not isinstance(text, str) or not _SAFE_NAME.fullmatch(text) or len(text) > 100:
+        raise BundleError(
+            f"release {what} {text!r} must start with a letter or digit and hold only letters, "
+            "digits and ._+- (at most 100 characters)"
+        )
+
+
+def member_path_problem(path: str) -> str | None:
+    """Why `path` may not be a bundle member (None if it may): members are `index.json` or one
+    file name directly under `models/` or `engines/`, so no absolute path, `..`, or deeper
+    folder can reach outside the extraction folder."""
+    if path == INDEX_NAME:
+        return None
+    parts = PurePosixPath(path).parts
+    if path.startswith("/") or "\\" in path:
+        return "absolute or not a POSIX path"
+    if ".." in parts:
+        return "climbs out with '..'"
+    if len(parts) != 2 or parts[0] not in (MODELS_DIR, ENGINES_DIR) or path != "/".join(parts):
+        return f"not a file directly in {MODELS_DIR}/ or {ENGINES_DIR}/"
+    if not _SAFE_NAME.fullmatch(parts[1]):
+        return "the file name holds characters other than letters, digits and ._+-"
+    return None
+
+
+def parse_bundle_name(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """`NAME-VERSION.jkb` → (NAME, VERSION): the version starts at the last `-` followed by a
+    digit (`yolo-nano-2.1.0.jkb` → `yolo-nano`, `2.1.0`)."""
+    file_name = Path(path).name
+    if not file_name.endswith(BUNDLE_SUFFIX):
+        raise BundleError(f"bundle file {file_name} must end in {BUNDLE_SUFFIX} (NAME-VERSION.jkb)")
+    stem = file_name[: -len(BUNDLE_SUFFIX)]
+    match = re.fullmatch(r"(.+)-(\d[A-Za-z0-9._+-]*)", stem)
+    if not match:
+        raise BundleError(
+            f"bundle file {file_name}: name it NAME-VERSION{BUNDLE_SUFFIX} (e.g. "
+            f"detector-1.0.0{BUNDLE_SUFFIX}), or give --name and --version"
+        )
+    name, version = match.groups()
+    check_release_name(name, "name")
+    check_release_name(version, "version")
+    return name, version
+
+
+def check_tar_member(
+    info: tarfile.TarInfo, index: BundleIndex | None, source: str
+) -> Member | None:
+    """The index entry for a tar member (None for the index itself) after checking its name,
+    type and size against the index; raises BundleError naming the member."""
+    problem = member_path_problem(info.name)
+    if problem:
+        raise BundleError(f"{source}: member {info.name!r} is refused: {problem}")
+    if not info.isfile():
+        raise BundleError(
+            f"{source}: member {info.name!r} is refused: a link or special file, not a file"
+        )
+    if info.name == INDEX_NAME:
+        if info.size > MAX_INDEX_BYTES:
+            raise BundleError(f"{source}: {INDEX_NAME} is larger than {MAX_INDEX_BYTES} bytes")
+        return None
+    assert index is not None
+    try:
+        member = index.member(info.name)
+    except BundleError:
+        raise BundleError(f"{source}: member {info.name!r} is not in {INDEX_NAME}") from None
+    if info.size != member.size_bytes:
+        raise BundleError(
+            f"{source}: member {info.name} is {info.size} bytes, the index says "
+            f"{member.size_bytes}; the bundle is corrupt: rebuild it with `jetkit bundle`"
+        )
+    return member
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Input:
+    local: Path
+    path: str
+    role: str
+
+
+def _model_inputs(model: Path) -> list[_Input]:
+    """An ONNX and its sidecar manifest, checked to agree (the manifest's sha256 is the file's)."""
+    from edge.manifest import ManifestError, load_manifest, sidecar_path
+    from edge.models import file_sha256
+
+    sidecar = sidecar_path(model)
+    if not sidecar.is_file():
+        raise JetkitError(
+            f"{model} has no manifest {sidecar.name} beside it; write one with "
+            f"`jetkit inspect {model} --write-sidecar`"
+        )
+    try:
+        manifest = load_manifest(sidecar)
+    except ManifestError as exc:
+        raise JetkitError(f"{sidecar}: {exc}") from None
+    artifact = manifest.artifact
+    if artifact is not None and artifact.sha256 and artifact.sha256 != file_sha256(model):
+        raise JetkitError(
+            f"{model} does not match its manifest {sidecar.name} (sha256 differs): the model "
+            "changed after the manifest was written; export or calibrate it again"
+        )
+    return [
+        _Input(model, f"{MODELS_DIR}/{model.name}", "model"),
+        _Input(sidecar, f"{MODELS_DIR}/{sidecar.name}", "manifest"),
+    ]
+
+
+def _directory_inputs(folder: Path) -> list[_Input]:
+    from calibration.trt_cache import read_cache
+
+    models = sorted(folder.glob("*.onnx"))
+    if not models:
+        raise JetkitError(f"{folder} holds no .onnx model; give a model folder or an ONNX file")
+    inputs = [item for model in models for item in _model_inputs(model)]
+    for cache in sorted(folder.glob("*.cache")):
+        read_cache(cache)  # a corrupt cache fails here, not on the device
+        inputs.append(_Input(cache, f"{MODELS_DIR}/{cache.name}", "calibration-cache"))
+    for report in sorted(folder.glob("*.gate.json")):
+        inputs.append(_Input(report, f"{MODELS_DIR}/{report.name}", "gate-report"))
+    return inputs
+
+
+def _engine_inputs(engine: Path) -> tuple[list[_Input], dict[str, Any]]:
+    from edge.manifest import ManifestError, load_manifest, sidecar_path
+
+    if not engine.is_file():
+        raise JetkitError(f"--include-engine {engine}: no such file")
+    sidecar = sidecar_path(engine)
+    try:
+        manifest = load_manifest(sidecar)
+    except ManifestError as exc:
+        raise JetkitError(
+            f"--include-engine {engine}: its manifest {sidecar.name} ({exc}); bundle engines "
+            "built by `jetkit build`, which writes it"
+        ) from None
+    build = manifest.provenance.get("engine")
+    key = build.get("key") if isinstance(build, dict) else None
+    if not isinstance(key, dict) or "name" not in key:
+        raise JetkitError(
+            f"--include-engine {engine}: {sidecar.name} has no engine key; bundle engines "
+            "built by `jetkit build`"
+        )
+    return [
+        _Input(engine, f"{ENGINES_DIR}/{engine.name}", "engine"),
+        _Input(sidecar, f"{ENGINES_DIR}/{sidecar.name}", "manifest"),
+    ], key
+
+
+def collect_inputs(
+    models: Sequence[str | os.PathLike[str]], engines: Sequence[str | os.PathLike[str]] = ()
+) -> tuple[list[_Input], list[dict[str, Any]]]:
+    """What goes into a bundle for these model folders / ONNX files and engines, with each
+    engine's key; every name checked (two inputs may not land on the same member)."""
+    inputs: list[_Input] = []
+    for given in models:
+        path = Path(given)
+        if path.is_dir():
+            inputs += _directory_inputs(path)
+        elif path.is_file() and path.suffix == ".onnx":
+            inputs += _model_inputs(path)
+        elif path.is_file():
+            raise JetkitError(f"{path} is not an ONNX model; give a model folder or a .onnx file")
+        else:
+            raise JetkitError(f"{path}: no such file or folder")
+    keys = []
+    for given in engines:
+        engine_inputs, key = _engine_inputs(Path(given))
+        inputs += engine_inputs
+        keys.append(key)
+    seen: dict[str, Path] = {}
+    for item in inputs:
+        problem = member_path_problem(item.path)
+        if problem:
+            raise JetkitError(f"{item.local} cannot go into a bundle: {problem}; rename it")
+        if item.path in seen and seen[item.path].resolve() != item.local.resolve():
+            raise JetkitError(
+                f"{item.local} and {seen[item.path]} would both be {item.path} in the bundle; "
+                "rename one"
+            )
+        seen[item.path] = item.local
+    unique = list({item.path: item for item in inputs}.values())
+    if len(unique) + 1 > MAX_MEMBERS:
+        raise JetkitError(f"a bundle holds at most {MAX_MEMBERS} files; got {len(unique) + 1}")
+    return unique, keys
+
+
+def _digest(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def build_index(
+    name: str, version: str, inputs: Sequence[_Input], engine_keys: Sequence[dict[str, Any]]
+) -> BundleIndex:
+    from edge.manifest import load_manifest, sidecar_path
+
+    members = []
+    for item in inputs:
+        sha256, size = _digest(item.local)
+        members.append(Member(item.path, sha256, size, item.role))
+    models, engines = [], []
+    for item in inputs:
+        manifest_path = f"{PurePosixPath(item.path).parent}/{sidecar_path(item.path).name}"
+        if item.role == "model":
+            manifest = load_manifest(sidecar_path(item.local))
+            artifact = manifest.artifact
+            calibration = manifest.provenance.get("calibration")
+            runtime = calibration.get("runtime") if isinstance(calibration, dict) else None
+            models.append(
+                BundleModel(
+                    file=item.path,
+                    manifest=manifest_path,
+                    kind=artifact.kind if artifact else "onnx",
+                    precision=artifact.precision if artifact else "fp32",
+                    max_batch=manifest.input.max_batch,
+                    runtime=runtime if isinstance(runtime, str) else None,
+                )
+            )
+        elif item.role == "engine":
+            engines.append(BundleEngine(item.path, manifest_path, engine_keys[len(engines)]))
+    total = sum(m.size_bytes for m in members)
+    if total > MAX_TOTAL_BYTES:
+        raise JetkitError(f"the bundle would hold {total} bytes, more than {MAX_TOTAL_BYTES}")
+    return BundleIndex(
+        name=name,
+        version=version,
+        members=tuple(members),
+        models=tuple(models),
+        engines=tuple(engines),
+        created_unix_s=round(time.time(), 3),
+        extra={"jetkit_version": jetkit_version()},
+    )
+
+
+def jetkit_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("jetkit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _tar_info(name: str, size: int) -> tarfile.TarInfo:
+    """A plain file entry with no owner, fixed mode and time: the same inputs give the same tar."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o644
+    info.mtime = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_bundle(out: Path, index: BundleIndex, inputs: Sequence[_Input]) -> None:
+    """Write the bundle atomically: `index` first, then each input, which must still have the
+    digest the index gives it (a file that changed since fails the write)."""
+    index_bytes = json.dumps(index.to_dict(), indent=2).encode("utf-8")
+    with (
+        open_atomic(out) as handle,
+        tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        tar.addfile(_tar_info(INDEX_NAME, len(index_bytes)), io.BytesIO(index_bytes))
+        for item in inputs:
+            member = index.member(item.path)
+            with open(item.local, "rb") as source:
+                tar.addfile(_tar_info(item.path, member.size_bytes), _Verified(source, member))
+
+
+class _Verified(io.RawIOBase):
+    """Reads a file while hashing it; at its end, raises if the digest differs from `member`'s
+    (the file changed between indexing and writing)."""
+
+    def __init__(self, handle: Any, member: Member) -> None:
+        self._handle = handle
+        self._member = member
+        self._digest = hashlib.sha256()
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self._digest.update(data)
+        self._read += len(data)
+        if (
+            self._read >= self._member.size_bytes
+            and self._digest.hexdigest() != self._member.sha256
+        ):
+            raise JetkitError(
+                f"{self._member.path} changed while the bundle was written; run again"
+            )
+        return data
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    if not path.is_file():
+        raise BundleError(f"bundle {path}: no such file")
+    try:
+        return tarfile.open(path, mode="r:")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(
+            f"bundle {path} is not a jetkit bundle (not a tar file: {exc}); "
+            "make one with `jetkit bundle`"
+        ) from None
+
+
+def _read_index(tar: tarfile.TarFile, source: str) -> BundleIndex:
+    first = tar.next()
+    if first is None or first.name != INDEX_NAME:
+        raise BundleError(f"{source} is not a jetkit bundle ({INDEX_NAME} is not its first member)")
+    check_tar_member(first, None, source)
+    handle = tar.extractfile(first)
+    assert handle is not None
+    try:
+        data = json.loads(handle.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{source}: {INDEX_NAME} is not valid JSON ({exc})") from None
+    return BundleIndex.from_dict(data, source)
+
+
+def _members(
+    tar: tarfile.TarFile, index: BundleIndex, source: str
+) -> Iterable[tuple[tarfile.TarInfo, Member]]:
+    """Every member after the index, checked, in tar order; then that none is missing."""
+    seen: set[str] = set()
+    total = 0
+    try:
+        for info in tar:
+            if info.offset == 0:
+                continue  # the index, read first (iterating starts again from the top)
+            member = check_tar_member(info, index, source)
+            if member is None or info.name in seen:
+                raise BundleError(f"{source}: member {info.name} appears twice")
+            seen.add(info.name)
+            total += info.size
+            if total > MAX_TOTAL_BYTES or len(seen) + 1 > MAX_MEMBERS:
+                raise BundleError(f"{source} is larger than a bundle may be")
+            yield info, member
+    except tarfile.TarError as exc:
+        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+    missing = sorted({m.path for m in index.members} - seen)
+    if missing:
+        raise BundleError(
+            f"{source} lacks {', '.join(missing)} listed in its index; it is truncated: copy it again"
+        )
+
+
+def _copy_checked(
+    tar: tarfile.TarFile, info: tarfile.TarInfo, member: Member, out: Any, source: str
+) -> None:
+    handle = tar.extractfile(info)
+    assert handle is not None
+    digest = hashlib.sha256()
+    try:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+            if out is not None:
+                out.write(chunk)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+    if digest.hexdigest() != member.sha256:
+        raise BundleError(
+            f"{source}: {member.path} does not match its sha256 in the index; the bundle is "
+            "corrupt: copy it again or rebuild it with `jetkit bundle`"
+        )
+
+
+def verify_bundle(path: str | os.PathLike[str]) -> BundleIndex:
+    """The bundle's index once every member has been read and matched its digest."""
+    path = Path(path)
+    source = f"bundle {path}"
+    with _open_tar(path) as tar:
+        index = _read_index(tar, source)
+        for info, member in _members(tar, index, source):
+            _copy_checked(tar, info, member, None, source)
+    return index
+
+
+def read_index(path: str | os.PathLike[str]) -> BundleIndex:
+    """The index alone (no digests checked): what a bundle holds, cheaply."""
+    path = Path(path)
+    with _open_tar(path) as tar:
+        return _read_index(tar, f"bundle {path}")
+
+
+def extract_bundle(path: str | os.PathLike[str], dest: Path) -> BundleIndex:
+    """Extract into `dest` (which must not exist yet) through a temporary sibling folder renamed
+    into place once every member matched: `dest` is whole or absent."""
+    path = Path(path)
+    source = f"bundle {path}"
+    if dest.exists():
+        raise BundleError(f"{dest} exists already; extract into a new folder")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with _open_tar(path) as tar:
+            index = _read_index(tar, source)
+            (staging / INDEX_NAME).write_text(json.dumps(index.to_dict(), indent=2))
+            for info, member in _members(tar, index, source):
+                target = staging / PurePosixPath(member.path)
+                target.parent.mkdir(exist_ok=True)
+                with open(target, "xb") as out:
+                    _copy_checked(tar, info, member, out, source)
+        os.replace(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return index

@@ -1,0 +1,153 @@
+"""`jetkit flash` to one device, step by step: verify the bundle here, preflight (device facts,
+plan, disk), upload to staging (resumed where an interrupted upload stopped), verify and install
+on the device, put the engine in place (bundle, cache, or built there), then commit on the
+device: switch `current`, reload the daemon, health check, roll back on failure.
+
+Until the commit, the device runs what it ran before; a failure up to there is an error (exit 2)
+naming the device and the step. A failed commit is `rolled back: <reason>` (exit 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.bundle import BundleIndex, verify_bundle
+from deploy.plan import DeviceFacts, ModelPlan, preflight
+from deploy.transport import AgentTransport
+from edge.errors import JetkitError
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class FlashSettings:
+    precision: str = "fp16"
+    keep: int = 3
+    health_timeout_s: float = 60.0
+    daemon_url: str = "http://127.0.0.1:8080"
+    workspace: str = "1G"
+
+    def __post_init__(self) -> None:
+        if self.keep < 1:
+            raise JetkitError(f"--keep must be >= 1, got {self.keep}")
+        if not 0 < self.health_timeout_s <= 3600:
+            raise JetkitError(
+                f"--health-timeout must be in (0, 3600] s, got {self.health_timeout_s}"
+            )
+        if not self.daemon_url.startswith(("http://", "https://")):
+            raise JetkitError(f"--daemon {self.daemon_url}: expected http://HOST:PORT")
+
+
+class RolledBack(JetkitError):
+    """The release was activated, failed its check, and the device went back (exit 1)."""
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    release: str
+    plan: ModelPlan
+    uploaded_bytes: int
+    resumed_from: int
+    installed: bool
+    daemon: bool
+    removed: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "release": self.release,
+            "plan": self.plan.to_dict(),
+            "uploaded_bytes": self.uploaded_bytes,
+            "resumed_from": self.resumed_from,
+            "installed": self.installed,
+            "daemon": self.daemon,
+            "removed": self.removed,
+        }
+
+
+def upload_name(index: BundleIndex) -> str:
+    """The staging name of an upload: the release and a digest of its index, so that a partial
+    upload is only ever resumed with the same bundle."""
+    digest = hashlib.sha256(json.dumps(index.to_dict(), sort_keys=True).encode()).hexdigest()
+    return f"{index.release}-{digest[:16]}"
+
+
+def flash(
+    bundle: Path, transport: AgentTransport, settings: FlashSettings, log: Log
+) -> FlashResult:
+    device = transport.target.name
+    log(f"[1/6] verifying {bundle}")
+    index = verify_bundle(bundle)
+    log(f"[2/6] preflight on {device}")
+    daemon = {"daemon_url": settings.daemon_url}
+    raw_facts = transport.call("facts", daemon)
+    facts = DeviceFacts.from_dict(raw_facts)
+    installed = index.release in raw_facts.get("installed", [])
+    plan = preflight(index, settings.precision, facts, installed)
+    running = facts.daemon and facts.daemon.get("running")
+    log(
+        f"  {device}: L4T {facts.l4t or '-'}, TensorRT {facts.tensorrt or '-'}, "
+        f"{facts.free_disk_bytes / 2**20:.0f} MiB free, daemon "
+        + ("running" if running else f"not running at {settings.daemon_url}")
+    )
+    log(f"  plan: {plan.describe()}")
+    name = upload_name(index)
+    size = bundle.stat().st_size
+    resumed_from = 0
+    if installed:
+        log(f"[3/6] {index.release} is installed on {device} already: no upload")
+    else:
+        offset = int(transport.call("upload-offset", {"release": name})["offset"])
+        resumed_from = offset if 0 < offset <= size else 0
+        verb = f"resuming at {resumed_from / 2**20:.1f} MiB of" if resumed_from else "uploading"
+        log(f"[3/6] {verb} {size / 2**20:.1f} MiB to {device}")
+        with open(bundle, "rb") as handle:
+            handle.seek(resumed_from)
+            received = transport.call(
+                "receive", {"release": name, "offset": resumed_from}, stdin=handle
+            )
+        if int(received["size"]) != size:
+            raise JetkitError(f"{device}: upload: {received['size']} of {size} bytes arrived")
+        log(f"[4/6] verifying every member on {device} and installing {index.release}")
+        transport.call("install", {"release": name})
+    step = "building on the device" if plan.needs_build else "putting the model in place"
+    log(f"[5/6] {step}")
+    transport.call(
+        "prepare",
+        {
+            "name": index.name,
+            "version": index.version,
+            "plan": plan.to_dict(),
+            "workspace": settings.workspace,
+        },
+    )
+    log(f"[6/6] activating {index.release} on {device}")
+    result = transport.call(
+        "commit",
+        {
+            "name": index.name,
+            "version": index.version,
+            "precision": settings.precision,
+            "daemon_url": settings.daemon_url,
+            "health_timeout_s": settings.health_timeout_s,
+            "keep": settings.keep,
+        },
+    )
+    if not result.get("ok"):
+        back = result.get("rolled_back")
+        where = f"now running {back} again" if back else "no earlier release to return to"
+        raise RolledBack(f"rolled back: {result.get('reason')} ({device}: {where})")
+    return FlashResult(
+        release=index.release,
+        plan=plan,
+        uploaded_bytes=0 if installed else size - resumed_from,
+        resumed_from=resumed_from,
+        installed=not installed,
+        daemon=bool(result.get("daemon")),
+        removed=list(result.get("removed", [])),
+    )

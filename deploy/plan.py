@@ -1,0 +1,186 @@
+"""What a flash will do on a device, decided from the bundle's index and the device's facts
+before anything is sent: which model runs, whether an engine is needed, and whether one is in
+the bundle or the device's cache. Pure functions; `preflight` raises the errors a user sees."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from deploy.bundle import BundleIndex, BundleModel
+from edge.errors import JetkitError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+# Room beyond the bundle itself: the extracted copy, an engine (about the ONNX's size at FP16,
+# less at INT8) and TensorRT's build scratch files.
+DISK_FACTOR = 3.0
+DISK_SLACK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    """What the device agent reports (`jetkit agent facts`)."""
+
+    host: str
+    jetkit_version: str
+    machine: str | None
+    l4t: str | None
+    tensorrt: str | None
+    compute_capability: str | None
+    free_disk_bytes: int
+    available_memory_bytes: int | None
+    daemon: dict[str, Any] | None  # {"url", "running", "healthy", "model"}
+    engines: tuple[str, ...] = ()  # engine cache keys present
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceFacts:
+        try:
+            return cls(
+                host=str(data["host"]),
+                jetkit_version=str(data["jetkit_version"]),
+                machine=data.get("machine"),
+                l4t=data.get("l4t"),
+                tensorrt=data.get("tensorrt"),
+                compute_capability=data.get("compute_capability"),
+                free_disk_bytes=int(data["free_disk_bytes"]),
+                available_memory_bytes=data.get("available_memory_bytes"),
+                daemon=data.get("daemon"),
+                engines=tuple(data.get("engines", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JetkitError(
+                f"the device's facts are incomplete ({exc}); update jetkit there"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """`runtime` onnxruntime: run `model` (a bundle member). tensorrt: run the engine `key`
+    built from `model` at `precision` (implicit INT8 with `calib_cache`), taken from the bundle
+    (`prebuilt`), else the device cache (`cached`), else built there."""
+
+    precision: str
+    runtime: str
+    model: str
+    key: dict[str, Any] | None = None
+    prebuilt: str | None = None
+    cached: bool = False
+    calib_cache: str | None = None
+
+    @property
+    def needs_build(self) -> bool:
+        return self.runtime == "tensorrt" and self.prebuilt is None and not self.cached
+
+    def describe(self) -> str:
+        if self.runtime == "onnxruntime":
+            return f"{self.model} on ONNX Runtime (no TensorRT on the device)"
+        source = (
+            f"prebuilt {self.prebuilt}"
+            if self.prebuilt
+            else "from the device's engine cache"
+            if self.cached
+            else "built on the device"
+        )
+        int8 = " (implicit INT8 from its calibration cache)" if self.calib_cache else ""
+        assert self.key is not None
+        return (
+            f"TensorRT {self.precision} engine {self.key['name']} of {self.model}{int8}, {source}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "precision": self.precision,
+            "runtime": self.runtime,
+            "model": self.model,
+            "key": self.key,
+            "prebuilt": self.prebuilt,
+            "cached": self.cached,
+            "calib_cache": self.calib_cache,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelPlan:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+
+def engine_key(model: BundleModel, sha256: str, precision: str, facts: DeviceFacts) -> dict:
+    """The engine key (`calibration.engine.EngineKey`) for building `model` on this device."""
+    from calibration.engine import EngineKey
+
+    assert facts.tensorrt and facts.compute_capability
+    key = EngineKey(
+        sha256, precision, facts.tensorrt, facts.compute_capability, None, model.max_batch
+    )
+    return key.to_dict()
+
+
+def _cache_member(index: BundleIndex, model: BundleModel) -> str | None:
+    stem = model.file.rsplit("/", 1)[1].rsplit(".", 1)[0]
+    wanted = f"models/{stem}.cache"
+    caches = [m.path for m in index.members if m.role == "calibration-cache"]
+    return wanted if wanted in caches else (caches[0] if len(caches) == 1 else None)
+
+
+def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelPlan:
+    """Which model the device will run at `precision`; raises JetkitError naming the fix when
+    the bundle has nothing that runs there."""
+    if precision not in PRECISIONS:
+        raise JetkitError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    fp32 = index.model("fp32")
+    if not facts.tensorrt:
+        model = index.model(precision)
+        if model is None:
+            raise JetkitError(
+                f"{facts.host} has no TensorRT, so it runs ONNX models on ONNX Runtime, and "
+                f"bundle {index.release} has no {precision} ONNX; add one (`jetkit calibrate "
+                f"--precision {precision}`) or flash another --precision "
+                f"({', '.join(m.precision for m in index.models)})"
+            )
+        return ModelPlan(precision, "onnxruntime", model.file)
+    if not facts.compute_capability:
+        raise JetkitError(
+            f"{facts.host} has TensorRT {facts.tensorrt} but its GPU's compute capability could "
+            "not be read (is CUDA working there? try `jetkit bench` on the device)"
+        )
+    calib_cache = None
+    if precision == "int8":
+        qdq = index.model("int8")
+        if qdq is not None and qdq.runtime != "cpu":
+            source = qdq
+        elif fp32 is not None and (calib_cache := _cache_member(index, fp32)):
+            source = fp32
+        else:
+            raise JetkitError(
+                f"bundle {index.release} has no INT8 model for TensorRT: add a Q/DQ ONNX made "
+                "with `jetkit calibrate --precision int8 --runtime tensorrt`, or its calibration "
+                "cache beside the FP32 ONNX"
+            )
+    else:
+        # FP16 engines build from the FP32 ONNX (TensorRT picks FP16 kernels per layer).
+        source = fp32 or index.model(precision)
+        if source is None:
+            raise JetkitError(f"bundle {index.release} has no FP32 ONNX to build an engine from")
+    key = engine_key(source, index.member(source.file).sha256, precision, facts)
+    prebuilt = next((e.file for e in index.engines if e.key.get("name") == key["name"]), None)
+    cached = prebuilt is None and key["name"] in facts.engines
+    return ModelPlan(precision, "tensorrt", source.file, key, prebuilt, cached, calib_cache)
+
+
+def disk_needed_bytes(index: BundleIndex) -> int:
+    return int(sum(m.size_bytes for m in index.members) * DISK_FACTOR) + DISK_SLACK_BYTES
+
+
+def preflight(
+    index: BundleIndex, precision: str, facts: DeviceFacts, installed: bool = False
+) -> ModelPlan:
+    """The plan, once the device can take the bundle: disk for the upload, the extracted copy
+    and an engine (not counted for a release already installed there)."""
+    plan = plan_model(index, precision, facts)
+    needed = 0 if installed else disk_needed_bytes(index)
+    if facts.free_disk_bytes < needed:
+        raise JetkitError(
+            f"{facts.host} has {facts.free_disk_bytes / 2**20:.0f} MiB free, and bundle "
+            f"{index.release} needs about {needed / 2**20:.0f} MiB; free space there or "
+            "lower --keep"
+        )
+    return plan

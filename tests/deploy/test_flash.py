@@ -1,0 +1,204 @@
+"""`jetkit flash`, `rollback` and `status` on `file://` device roots, with the real daemon as the
+thing that must become healthy: a first flash with no daemon, a flash the daemon reloads and
+passes, a model that fails to load and is rolled back, resumed and damaged uploads, an
+interrupted flash, and pruning to --keep."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli_helpers import assert_user_error, jetkit
+from net_helpers import free_port
+
+from deploy.agent import op_receive
+from deploy.bundle import read_index
+from deploy.device import Layout, current_release, load_state
+from deploy.flash import upload_name
+
+
+def _flash(bundle, root, *extra, daemon=None):
+    url = daemon.url if daemon else f"http://127.0.0.1:{free_port()}"
+    return jetkit(
+        "flash", bundle, "--target", f"file://{root}", "--daemon", url, "--health-timeout", "30",
+        *extra,
+    )  # fmt: skip
+
+
+def test_flash_reload_health_check_and_rollback_with_the_real_daemon(bundles, daemon_for, tmp_path):
+    root = tmp_path / "device"
+    layout = Layout(root)
+
+    first = _flash(bundles("1.0.0"), root)
+    assert first.returncode == 0, first.stderr
+    assert "active (no daemon running to check)" in first.stdout
+    assert current_release(layout) == ("blob", "1.0.0")
+    release = layout.release("blob", "1.0.0")
+    assert json.loads((release / "release.json").read_text())["model"] == "models/blob-fp16.onnx"
+    for step in (
+        "[1/6] verifying",
+        "[2/6] preflight",
+        "plan: models/blob-fp16.onnx on ONNX Runtime",
+    ):
+        assert step in first.stderr
+
+    daemon = daemon_for(root)
+    daemon.start()
+    assert daemon.serving() == str(release / "models" / "blob-fp16.onnx")
+
+    second = _flash(bundles("1.1.0"), root, "--precision", "int8", daemon=daemon)
+    assert second.returncode == 0, second.stderr
+    assert "1.1.0 healthy" in second.stdout
+    assert daemon.serving() == str(layout.release("blob", "1.1.0") / "models" / "blob-int8.onnx")
+
+    broken = _flash(bundles.broken("2.0.0"), root, daemon=daemon)
+    assert broken.returncode == 1, broken.stderr
+    assert "jetkit: rolled back: the daemon could not load the new model" in broken.stderr
+    assert "now running blob-1.1.0 again" in broken.stderr
+    assert current_release(layout) == ("blob", "1.1.0")
+    assert daemon.serving().endswith("1.1.0/models/blob-int8.onnx")
+    events = [(e["event"], e.get("version")) for e in load_state(layout).history]
+    assert events[-3:] == [("healthy", "1.1.0"), ("activated", "2.0.0"), ("rolled-back", "1.1.0")]
+
+    status = jetkit("status", "--target", f"file://{root}", "--daemon", daemon.url)
+    assert status.returncode == 0, status.stderr
+    assert "active       blob-1.1.0 (int8, models/blob-int8.onnx)" in status.stdout
+    assert f"healthy at {daemon.url}" in status.stdout
+    assert "rolled-back  blob-1.1.0" in status.stdout
+
+    back = jetkit("rollback", "--target", f"file://{root}", "--daemon", daemon.url, "--to", "1.0.0")
+    assert back.returncode == 0, back.stderr
+    assert current_release(layout) == ("blob", "1.0.0")
+    assert daemon.serving().endswith("1.0.0/models/blob-fp16.onnx")
+    assert daemon.process.poll() is None  # the streams never stopped
+
+
+def test_keep_prunes_the_oldest_releases_but_never_the_active_one(bundles, tmp_path):
+    root = tmp_path / "device"
+    for version in ("1.0.0", "1.1.0", "1.2.0"):
+        result = _flash(bundles(version), root, "--keep", "2")
+        assert result.returncode == 0, result.stderr
+    assert "removed blob-1.0.0" in result.stdout
+    layout = Layout(root)
+    assert sorted(p.name for p in (layout.releases / "blob").iterdir()) == ["1.1.0", "1.2.0"]
+    assert load_state(layout).history[-1]["event"] == "removed"
+
+
+def test_an_interrupted_upload_resumes_where_it_stopped(bundles, tmp_path):
+    root = tmp_path / "device"
+    bundle = bundles("1.0.0")
+    half = bundle.stat().st_size // 2
+    name = upload_name(read_index(bundle))
+    with open(bundle, "rb") as handle:
+        op_receive(Layout(root), name, 0, _Limited(handle, half))
+    result = _flash(bundle, root)
+    assert result.returncode == 0, result.stderr
+    assert f"resuming at {half / 2**20:.1f} MiB" in result.stderr
+    assert current_release(Layout(root)) == ("blob", "1.0.0")
+    assert not list((root / "staging").iterdir())
+
+
+class _Limited:
+    """The first `limit` bytes of a file, as a connection that dropped would have sent."""
+
+    def __init__(self, handle, limit):
+        self.handle, self.left = handle, limit
+
+    def read(self, size=-1):
+        data = self.handle.read(min(size, self.left) if size >= 0 else self.left)
+        self.left -= len(data)
+        return data
+
+
+def test_a_damaged_upload_is_refused_on_the_device_and_the_next_flash_works(bundles, tmp_path):
+    root = tmp_path / "device"
+    bundle = bundles("1.0.0")
+    first = _flash(bundle, root)
+    assert first.returncode == 0, first.stderr
+    newer = bundles("1.1.0")
+    damaged = bytearray(newer.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # as a flaky link would deliver it
+    name = upload_name(read_index(newer))
+    part = Layout(root).partial_upload(name)
+    part.write_bytes(bytes(damaged))
+    refused = _flash(newer, root)  # the device has it all already: nothing more is sent
+    assert_user_error(
+        refused, "install", "failed verification", "flash again", "sha256", progress=True
+    )
+    assert current_release(Layout(root)) == ("blob", "1.0.0")
+    assert not part.exists()
+    again = _flash(newer, root)
+    assert again.returncode == 0, again.stderr
+    assert current_release(Layout(root)) == ("blob", "1.1.0")
+
+
+def test_a_flash_killed_during_its_commit_still_ends_checked_on_the_device(
+    bundles, daemon_for, tmp_path
+):
+    """kill -9 of the local `jetkit flash` once the device has switched: the device side goes
+    on by itself through the health check (here it passes) and the next flash works."""
+    root = tmp_path / "device"
+    assert _flash(bundles("1.0.0"), root).returncode == 0
+    daemon = daemon_for(root)
+    daemon.start()
+    script = Path(sys.executable).with_name("jetkit")
+    command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
+    process = subprocess.Popen(
+        [*map(str, command), "--daemon", daemon.url, "--health-timeout", "30"],
+        stderr=subprocess.PIPE,
+    )
+    layout = Layout(root)
+
+    def last_event():
+        event = load_state(layout).history[-1]
+        return event["event"], event.get("version")
+
+    deadline = time.monotonic() + 60
+    while last_event() != ("activated", "1.1.0"):
+        assert time.monotonic() < deadline and process.poll() is None, last_event()
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)
+    while last_event() != ("healthy", "1.1.0"):
+        assert time.monotonic() < deadline, load_state(layout).history
+        time.sleep(0.2)
+    assert daemon.serving().endswith("1.1.0/models/blob-fp16.onnx")
+    again = _flash(bundles.broken("2.0.0"), root, daemon=daemon)
+    assert again.returncode == 1 and "now running blob-1.1.0 again" in again.stderr
+
+
+def test_bad_input_fails_before_the_device_changes(bundles, release_folder, tmp_path):
+    root = tmp_path / "device"
+    assert _flash(bundles("1.0.0"), root).returncode == 0
+    only_fp32 = tmp_path / "fp32"
+    only_fp32.mkdir()
+    for name in ("blob.onnx", "blob.json"):
+        (only_fp32 / name).write_bytes((release_folder / name).read_bytes())
+    bundle = tmp_path / "fp32only-1.0.jkb"
+    assert jetkit("bundle", only_fp32, "-o", bundle).returncode == 0
+    assert_user_error(
+        _flash(bundle, root, "--precision", "fp16"),
+        "has no TensorRT",
+        "no fp16 ONNX",
+        progress=True,
+    )
+    corrupt = tmp_path / "corrupt-1.0.jkb"
+    data = bytearray(bundles("1.1.0").read_bytes())
+    data[-20000] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    assert_user_error(_flash(corrupt, root), "corrupt", progress=True)
+    assert_user_error(_flash(bundles("1.1.0"), root, "--keep", "0"), "--keep must be >= 1")
+    assert_user_error(
+        jetkit("flash", bundles("1.1.0"), "--target", "ftp://x/y"), "ssh://", "file:///"
+    )
+    assert_user_error(jetkit("flash", bundles("1.1.0")), "--target is required")
+    assert current_release(Layout(root)) == ("blob", "1.0.0")
+    assert [e["event"] for e in load_state(Layout(root)).history] == ["activated"]
+    assert_user_error(
+        jetkit("rollback", "--target", f"file://{root}"), "no earlier release to roll back to"
+    )
