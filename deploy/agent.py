@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from deploy.bundle import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
 from deploy.bundle import BundleError, extract_bundle, jetkit_version, read_index
 from deploy.device import (
     RELEASE_INDEX,
@@ -163,6 +164,7 @@ def op_facts(layout: Layout, daemon_url: str = DEFAULT_DAEMON_URL) -> dict[str, 
     return {
         "host": socket.gethostname(),
         "jetkit_version": jetkit_version(),
+        "bundle_format": BUNDLE_FORMAT_VERSION,
         "machine": platform.machine() or None,
         "l4t": read_l4t_release(),
         "tensorrt": tensorrt,

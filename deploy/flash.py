@@ -41,6 +41,9 @@ class FlashSettings:
             )
         if not self.daemon_url.startswith(("http://", "https://")):
             raise JetkitError(f"--daemon {self.daemon_url}: expected http://HOST:PORT")
+        from calibration.engine import parse_size_bytes
+
+        parse_size_bytes(self.workspace)
 
 
 class RolledBack(JetkitError):
@@ -88,7 +91,7 @@ def flash(
     raw_facts = transport.call("facts", daemon)
     facts = DeviceFacts.from_dict(raw_facts)
     installed = index.release in raw_facts.get("installed", [])
-    plan = preflight(index, settings.precision, facts, installed)
+    plan = preflight(index, settings.precision, facts, installed, settings.workspace)
     running = facts.daemon and facts.daemon.get("running")
     log(
         f"  {device}: L4T {facts.l4t or '-'}, TensorRT {facts.tensorrt or '-'}, "

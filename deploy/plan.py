@@ -15,6 +15,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 # less at INT8) and TensorRT's build scratch files.
 DISK_FACTOR = 3.0
 DISK_SLACK_BYTES = 64 << 20
+# What a TensorRT build holds besides its workspace: the parsed network, weights, CUDA context.
+BUILD_SLACK_BYTES = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class DeviceFacts:
     available_memory_bytes: int | None
     daemon: dict[str, Any] | None  # {"url", "running", "healthy", "model"}
     engines: tuple[str, ...] = ()  # engine cache keys present
+    bundle_format: int = 1  # the newest bundle format its jetkit reads
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceFacts:
@@ -46,6 +49,7 @@ class DeviceFacts:
                 available_memory_bytes=data.get("available_memory_bytes"),
                 daemon=data.get("daemon"),
                 engines=tuple(data.get("engines", ())),
+                bundle_format=int(data.get("bundle_format", 1)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise JetkitError(
@@ -171,10 +175,21 @@ def disk_needed_bytes(index: BundleIndex) -> int:
 
 
 def preflight(
-    index: BundleIndex, precision: str, facts: DeviceFacts, installed: bool = False
+    index: BundleIndex,
+    precision: str,
+    facts: DeviceFacts,
+    installed: bool = False,
+    workspace: str = "1G",
 ) -> ModelPlan:
     """The plan, once the device can take the bundle: disk for the upload, the extracted copy
-    and an engine (not counted for a release already installed there)."""
+    and an engine (not counted for a release already installed there), and for an engine build
+    memory for TensorRT's workspace."""
+    if index.format_version > facts.bundle_format:
+        raise JetkitError(
+            f"{facts.host} runs jetkit {facts.jetkit_version}, which reads bundles up to format "
+            f"{facts.bundle_format}, and {index.release} is format {index.format_version}; "
+            "upgrade jetkit on the device"
+        )
     plan = plan_model(index, precision, facts)
     needed = 0 if installed else disk_needed_bytes(index)
     if facts.free_disk_bytes < needed:
@@ -183,4 +198,14 @@ def preflight(
             f"{index.release} needs about {needed / 2**20:.0f} MiB; free space there or "
             "lower --keep"
         )
+    if plan.needs_build and facts.available_memory_bytes is not None:
+        from calibration.engine import parse_size_bytes
+
+        wanted = parse_size_bytes(workspace) + BUILD_SLACK_BYTES
+        if facts.available_memory_bytes < wanted:
+            raise JetkitError(
+                f"{facts.host} has {facts.available_memory_bytes / 2**20:.0f} MiB of memory "
+                f"available, and building the engine with --workspace {workspace} needs about "
+                f"{wanted / 2**20:.0f} MiB; lower --workspace or stop what else runs there"
+            )
     return plan

@@ -8,6 +8,7 @@ object on stdout; its stderr lines are progress, shown as they come.
 from __future__ import annotations
 
 import json
+import queue
 import shlex
 import subprocess
 import sys
@@ -142,6 +143,19 @@ def explain_ssh_failure(target: Target, stderr: str, remote_jetkit: str) -> str:
     return f"ssh to {host} failed: {last}"
 
 
+def _read_into(stream: IO[bytes], answer: queue.Queue[bytes]) -> None:
+    answer.put(stream.read())
+
+
+def _get(answer: queue.Queue[bytes]) -> bytes:
+    """Wait for the answer in short steps, so that Ctrl-C is seen."""
+    while True:
+        try:
+            return answer.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
 class AgentTransport:
     """Runs agent operations on a target and parses their answers. Constructing it only stores
     the configuration."""
@@ -179,9 +193,7 @@ class AgentTransport:
         stderr_lines: list[str] = []
         reader = threading.Thread(target=self._relay, args=(process.stderr, stderr_lines))
         reader.start()
-        assert process.stdout is not None
-        out = process.stdout.read()
-        status = process.wait()
+        out, status = self._wait(op, process)
         reader.join()
         if status == 0:
             try:
@@ -192,6 +204,34 @@ class AgentTransport:
                 return answer
             raise JetkitError(f"{self.target.name}: {op}: the device answered {out[:200]!r}")
         raise JetkitError(f"{self.target.name}: {op}: {self._failure(status, stderr_lines)}")
+
+    def _wait(self, op: str, process: subprocess.Popen[bytes]) -> tuple[bytes, int]:
+        """The operation's stdout and exit status. Ctrl-C stops any operation but `commit`,
+        which the device finishes (health check, rollback) whatever the host does: it is
+        waited for, and a second Ctrl-C leaves it to the device."""
+        # A queue, not Thread.join: a join interrupted by Ctrl-C can later return early.
+        answer: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=_read_into, args=(process.stdout, answer), daemon=True).start()
+        try:
+            out = _get(answer)
+        except KeyboardInterrupt:
+            if op != "commit":
+                process.terminate()
+                process.wait()
+                raise
+            if self.log is not None:
+                self.log(
+                    f"  [{self.target.name}] the device is activating and checking the release; "
+                    "waiting for it (Ctrl-C again to leave it to the device)"
+                )
+            try:
+                out = _get(answer)
+            except KeyboardInterrupt:
+                raise JetkitError(
+                    f"{self.target.name}: left the activation to the device; see `jetkit "
+                    "status` for how it ended"
+                ) from None
+        return out, process.wait()
 
     def _relay(self, stream: IO[bytes], lines: list[str]) -> None:
         """Show the agent's progress lines as they come; keep the rest to explain a failure."""

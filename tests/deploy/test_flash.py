@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from cli_helpers import assert_user_error, jetkit
 from net_helpers import free_port
 
@@ -172,6 +173,57 @@ def test_a_flash_killed_during_its_commit_still_ends_checked_on_the_device(
     assert again.returncode == 1 and "now running blob-1.1.0 again" in again.stderr
 
 
+def test_ctrl_c_during_the_commit_waits_for_the_device_to_finish(bundles, daemon_for, tmp_path):
+    root = tmp_path / "device"
+    assert _flash(bundles("1.0.0"), root).returncode == 0
+    daemon = daemon_for(root)
+    daemon.start()
+    script = Path(sys.executable).with_name("jetkit")
+    command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
+    process = subprocess.Popen(
+        [*map(str, command), "--daemon", daemon.url, "--health-timeout", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    layout = Layout(root)
+    deadline = time.monotonic() + 60
+    while load_state(layout).history[-1].get("version") != "1.1.0":
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "waiting for it (Ctrl-C again to leave it to the device)" in stderr
+    assert "1.1.0 healthy" in stdout
+    assert load_state(layout).history[-1]["event"] == "healthy"
+
+
+def test_a_failing_engine_build_on_the_device_is_an_error_and_changes_nothing(bundles, tmp_path):
+    """The device side of a TensorRT plan, run here: `jetkit build` really runs and fails (no
+    TensorRT on this machine), as a build that fails on a Jetson would."""
+    from deploy.agent import op_prepare
+    from deploy.bundle import extract_bundle
+    from deploy.plan import ModelPlan
+    from edge.errors import JetkitError
+
+    layout = Layout(tmp_path / "device")
+    extract_bundle(bundles("1.0.0"), layout.release("blob", "1.0.0"))
+    key = {"name": "0123456789abcdef-fp16-b8-trt10.3.0-sm87-gpu"}
+    plan = ModelPlan("fp16", "tensorrt", "models/blob.onnx", key)
+    lines = []
+    try:
+        op_prepare(layout, "blob", "1.0.0", plan, "256M", log=lines.append)
+    except JetkitError as exc:
+        assert "the engine build on the device failed" in str(exc)
+    else:
+        raise AssertionError("the build cannot succeed without TensorRT")
+    assert any("--workspace 256M" in line for line in lines)
+    assert any("TensorRT is not installed here" in line for line in lines)  # the build's output
+    assert not layout.engine(key["name"]).exists()
+    assert not (layout.release("blob", "1.0.0") / "release.json").exists()
+
+
 def test_bad_input_fails_before_the_device_changes(bundles, release_folder, tmp_path):
     root = tmp_path / "device"
     assert _flash(bundles("1.0.0"), root).returncode == 0
@@ -202,3 +254,26 @@ def test_bad_input_fails_before_the_device_changes(bundles, release_folder, tmp_
     assert_user_error(
         jetkit("rollback", "--target", f"file://{root}"), "no earlier release to roll back to"
     )
+
+
+@pytest.mark.jetson
+def test_on_a_jetson_the_engine_is_built_on_the_device_cached_and_served(
+    bundles, daemon_for, tmp_path
+):
+    """With TensorRT here: the first flash builds the FP16 engine through `jetkit build` and
+    caches it; the daemon serves the engine; the next version of the same model reuses it."""
+    root = tmp_path / "device"
+    first = _flash(bundles("1.0.0"), root)
+    assert first.returncode == 0, first.stderr
+    assert "built on the device" in first.stderr and "build:" in first.stderr
+    layout = Layout(root)
+    (engine,) = layout.engines.glob("*.engine")
+    model = json.loads((layout.release("blob", "1.0.0") / "release.json").read_text())["model"]
+    assert model == f"engines/{engine.name}"
+    daemon = daemon_for(root)
+    daemon.start()
+    assert daemon.serving() == str(layout.release("blob", "1.0.0") / model)
+    second = _flash(bundles("1.1.0"), root, daemon=daemon)
+    assert second.returncode == 0, second.stderr
+    assert "from the device's engine cache" in second.stderr
+    assert daemon.serving().endswith(f"1.1.0/engines/{engine.name}")

@@ -108,3 +108,23 @@ def test_engine_keys_match_the_ones_jetkit_build_writes():
     model = _index().models[0]
     key = engine_key(model, SHA["fp32"], "fp16", _facts())
     assert key == EngineKey(SHA["fp32"], "fp16", "10.3.0", "8.7", None, 8).to_dict()
+
+
+def test_preflight_refuses_a_bundle_newer_than_the_devices_jetkit_reads():
+    import dataclasses
+
+    old_device = dataclasses.replace(_facts(), bundle_format=0)
+    with pytest.raises(JetkitError, match="reads bundles up to format 0.*upgrade jetkit"):
+        preflight(_index(), "fp16", old_device)
+
+
+def test_preflight_refuses_an_engine_build_without_memory_for_its_workspace():
+    import dataclasses
+
+    small = dataclasses.replace(_facts(), available_memory_bytes=1 << 30)
+    with pytest.raises(JetkitError, match=r"1024 MiB of memory available.*--workspace 1G"):
+        preflight(_index(), "fp16", small, workspace="1G")
+    assert preflight(_index(), "fp16", small, workspace="256M").needs_build
+    key = plan_model(_index(), "fp16", small).key
+    cached = dataclasses.replace(small, engines=(key["name"],))
+    assert preflight(_index(), "fp16", cached, workspace="1G").cached  # nothing to build
