@@ -105,8 +105,13 @@ def daemon_facts(url: str) -> dict[str, Any]:
         "url": url,
         "running": True,
         "healthy": bool(body.get("healthy")),
-        "model": body.get("model", {}).get("path"),
+        "model": _serving(body),
     }
+
+
+def _serving(status: dict[str, Any]) -> str | None:
+    model = status.get("model")
+    return model.get("path") if isinstance(model, dict) else None
 
 
 def _frames(status: dict[str, Any]) -> int:
@@ -114,22 +119,25 @@ def _frames(status: dict[str, Any]) -> int:
 
 
 def reload_and_check(url: str, expected_model: Path, timeout_s: float, log: Log) -> str | None:
-    """Ask the daemon to reload, then wait until it serves `expected_model`, is healthy and
-    delivers new results. None when it does; else the reason."""
-    status, body = _http(f"{url}/reload", method="POST", timeout_s=max(timeout_s, HTTP_TIMEOUT_S))
-    if status == 0:
-        return f"the daemon at {url} did not answer the reload ({body})"
-    if not isinstance(body, dict) or not body.get("ok"):
-        error = body.get("error") if isinstance(body, dict) else body
-        return f"the daemon could not load the new model: {error}"
+    """Ask the daemon to reload (unless its pointer watch has loaded the model already), then
+    wait until it serves `expected_model`, is healthy and delivers new results. None when it
+    does; else the reason."""
     expected = str(expected_model.resolve())
+    status, body = _http(f"{url}/status")
+    if not (status == 200 and isinstance(body, dict) and _serving(body) == expected):
+        status, body = _http(f"{url}/reload", method="POST", timeout_s=max(timeout_s, 5.0))
+        if status == 0:
+            return f"the daemon at {url} did not answer the reload ({body})"
+        if not isinstance(body, dict) or not body.get("ok"):
+            error = body.get("error") if isinstance(body, dict) else body
+            return f"the daemon could not load the new model: {error}"
     deadline = time.monotonic() + timeout_s
     frames_at_reload: int | None = None
     reason = "no answer from the daemon"
     while time.monotonic() < deadline:
         status, body = _http(f"{url}/status")
         if status == 200 and isinstance(body, dict):
-            serving = body.get("model", {}).get("path")
+            serving = _serving(body)
             frames = _frames(body)
             if serving != expected:
                 reason = f"the daemon serves {serving}, not {expected}"
@@ -350,12 +358,12 @@ def op_commit(
     precision: str,
     daemon_url: str,
     health_timeout_s: float,
-    keep: int,
+    keep: int | None,
     log: Log = _stderr,
 ) -> dict[str, Any]:
     """Make the release current, have the daemon load it and check it; on any failure switch
-    back to the previous release (and reload). Then keep the last `keep` releases. Survives the
-    host going away (SIGHUP/SIGINT/SIGPIPE ignored)."""
+    back to the previous release (and reload). Then keep the last `keep` releases (None: all).
+    Survives the host going away (SIGHUP/SIGINT/SIGPIPE ignored)."""
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     release = layout.release(name, version)
@@ -382,7 +390,7 @@ def op_commit(
         if daemon["running"]:
             state.record("healthy", name=name, version=version)
             save_state(layout, state)
-        removed = _prune(layout, state, keep)
+        removed = _prune(layout, state, keep) if keep is not None else []
         return {"ok": True, "daemon": daemon["running"], "removed": removed}
 
 
@@ -473,7 +481,7 @@ def op_rollback(
         precision or "?",
         daemon_url,
         health_timeout_s,
-        keep=10**6,
+        keep=None,
         log=log,
     )
     return {**result, "release": f"{target[0]}-{target[1]}"}
