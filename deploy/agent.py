@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from deploy.bundle import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
-from deploy.bundle import BundleError, extract_bundle, jetkit_version, read_index
+from deploy.bundle import extract_bundle, jetkit_version, read_index
+from deploy.bundle_index import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
+from deploy.bundle_index import BundleError
 from deploy.device import (
     RELEASE_INDEX,
     DeviceState,

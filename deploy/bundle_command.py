@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from edge.errors import JetkitError
 
 if TYPE_CHECKING:
-    from deploy.bundle import BundleIndex
+    from deploy.bundle_index import BundleIndex
 
 VERIFY = "verify"
 
@@ -30,14 +30,8 @@ def describe_index(index: BundleIndex) -> str:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from deploy.bundle import (
-        build_index,
-        check_release_name,
-        collect_inputs,
-        parse_bundle_name,
-        verify_bundle,
-        write_bundle,
-    )
+    from deploy.bundle import build_index, collect_inputs, verify_bundle, write_bundle
+    from deploy.bundle_index import check_release_name, parse_bundle_name
 
     if args.inputs[0] == VERIFY:
         if len(args.inputs) != 2 or args.out or args.include_engine:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import BundleIndex, verify_bundle
+from deploy.bundle import verify_bundle
+from deploy.bundle_index import BundleIndex
 from deploy.plan import DeviceFacts, ModelPlan, preflight
 from deploy.transport import AgentTransport
 from edge.errors import JetkitError

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from deploy.bundle import BundleIndex, BundleModel
+from deploy.bundle_index import BundleIndex, BundleModel
 from edge.errors import JetkitError
 
 PRECISIONS = ("fp32", "fp16", "int8")

@@ -12,17 +12,19 @@ import pytest
 from cli_helpers import assert_user_error, jetkit
 
 from deploy.bundle import (
-    FORMAT,
-    INDEX_NAME,
-    BundleError,
     build_index,
     collect_inputs,
     extract_bundle,
-    member_path_problem,
-    parse_bundle_name,
     read_index,
     verify_bundle,
     write_bundle,
+)
+from deploy.bundle_index import (
+    FORMAT,
+    INDEX_NAME,
+    BundleError,
+    member_path_problem,
+    parse_bundle_name,
 )
 from edge.errors import JetkitError
 from edge.manifest import load_manifest, save_manifest

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.bundle import BundleEngine, BundleIndex, BundleModel, Member
+from deploy.bundle_index import BundleEngine, BundleIndex, BundleModel, Member
 from deploy.plan import DeviceFacts, engine_key, plan_model, preflight
 from edge.errors import JetkitError
 
