@@ -35,7 +35,7 @@ bench-train: setup
 bench-calib: setup
 	$(PY) benchmarks/bench_calibration.py
 
-# The streaming pipeline, about 20 minutes (a 10-minute memory soak). The second run is on the
+# The streaming pipeline, about 35 minutes (a 10-minute memory soak). The second run is on the
 # demo student of bench-train when it is there: the issue's model for the streams goal.
 bench-pipeline: setup
 	$(PY) benchmarks/bench_pipeline.py --json runs/bench_pipeline.json

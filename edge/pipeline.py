@@ -62,8 +62,8 @@ class PipelineConfig:
     batch is decoded while the next is inferred; otherwise one thread runs them in turn (capture
     and sinks have threads either way). None: overlap when inference runs off the host's CPU
     (TensorRT on the GPU). When ONNX Runtime shares the CPU with them, overlapping stages only
-    contend for the same cores: one thread measured better in latency, throughput and streams
-    sustained (BENCHMARKS.md)."""
+    contend for the same cores: one thread measured as good or better in file throughput, latency
+    under overload and streams sustained (BENCHMARKS.md)."""
 
     max_batch: int | None = None
     max_wait_ms: float = 5.0
