@@ -128,6 +128,8 @@ def run_bench(detector: Detector, config: BenchConfig) -> dict[str, Any]:
         "latency_ms": summarize_ms(latencies_ms),
         "stages_ms": {name: summarize_ms(stages[name]) for name in STAGE_ORDER if name in stages},
         "environment": environment(detector),
+        # Every call, in order: for histograms and for checking drift over the run.
+        "latency_samples_ms": [round(float(ms), 4) for ms in latencies_ms],
     }
 
 

@@ -61,7 +61,7 @@ def _run(args: argparse.Namespace) -> int:
     detector.close()
     print(metrics.format_table())
     if args.summary:
-        write_text_atomic(Path(args.summary), json.dumps(metrics.snapshot(), indent=2) + "\n")
+        write_text_atomic(Path(args.summary), json.dumps(metrics.summary(), indent=2) + "\n")
     return 0
 
 

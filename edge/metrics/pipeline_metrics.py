@@ -177,6 +177,17 @@ class PipelineMetrics:
             "sinks": {uri: asdict(stats()) for uri, stats in sink_stats.items()},
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The snapshot plus all-time latency histograms (bucket bounds and counts) per stage
+        and per stream: what `--summary` files hold."""
+        histograms = self.histograms()
+        return self.snapshot() | {
+            "histograms": {
+                kind: {name: asdict(histogram) for name, histogram in by_name.items()}
+                for kind, by_name in histograms.items()
+            }
+        }
+
     def histograms(self) -> dict[str, dict[str, Histogram]]:
         """All-time bucket counts: `{"stages": {stage: Histogram}, "e2e": {stream: Histogram}}`."""
         with self._lock:

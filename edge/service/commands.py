@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if config.summary is not None:
-        summary = service.metrics.snapshot()
+        summary = service.metrics.summary()
         write_text_atomic(config.summary, json.dumps(summary, indent=2) + "\n")
     stderr_log(service.metrics.format_table())
     if not drained:

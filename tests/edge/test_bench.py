@@ -43,6 +43,8 @@ def test_run_reports_throughput_latency_and_stages(blob_onnx):
         detector, BenchConfig(batch=2, warmup_ms=10, iterations=5, duration_s=0, stage_iterations=3)
     )
     assert result["iterations"] == 5 and result["batch"] == 2
+    samples = result["latency_samples_ms"]
+    assert len(samples) == 5 and min(samples) == pytest.approx(result["latency_ms"]["min"], abs=1e-3)
     assert result["throughput_fps"] == pytest.approx(2 * result["throughput_ips"])
     assert set(result["latency_ms"]) == {"min", "mean", "median", "p90", "p95", "p99", "max"}
     assert set(result["stages_ms"]) == {"preprocess", "compute", "decode_nms"}

@@ -59,6 +59,12 @@ def test_stills_to_jsonl_with_the_table_and_the_summary(blob_onnx, scenes_dir, t
         assert stage in result.stdout
     metrics = json.loads(summary.read_text())
     assert metrics["streams"]["s0"]["frames"] == 5 and metrics["stages"]["infer"]["count"] >= 1
+    # All-time histograms come with the summary: every frame's end-to-end latency in a bucket.
+    e2e = metrics["histograms"]["e2e"]["s0"]
+    assert sum(e2e["counts"]) == e2e["count"] == 5
+    assert len(e2e["counts"]) == len(e2e["bounds_ms"]) + 1
+    infer = metrics["histograms"]["stages"]["infer"]
+    assert sum(infer["counts"]) == metrics["stages"]["infer"]["count"]
 
 
 @pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")
