@@ -44,7 +44,9 @@ def test_run_reports_throughput_latency_and_stages(blob_onnx):
     )
     assert result["iterations"] == 5 and result["batch"] == 2
     samples = result["latency_samples_ms"]
-    assert len(samples) == 5 and min(samples) == pytest.approx(result["latency_ms"]["min"], abs=1e-3)
+    assert len(samples) == 5 and min(samples) == pytest.approx(
+        result["latency_ms"]["min"], abs=1e-3
+    )
     assert result["throughput_fps"] == pytest.approx(2 * result["throughput_ips"])
     assert set(result["latency_ms"]) == {"min", "mean", "median", "p90", "p95", "p99", "max"}
     assert set(result["stages_ms"]) == {"preprocess", "compute", "decode_nms"}
