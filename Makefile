@@ -9,7 +9,7 @@ setup:
 	bash scripts/setup.sh
 
 test: setup
-	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks
+	$(PY) -m ruff check edge trainer calibration deploy demo tests benchmarks
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
@@ -17,8 +17,9 @@ test: setup
 test-jetson: setup
 	$(PY) -m pytest -q -m "jetson or gpu" --run-device
 
+# The whole chain on the built-in defaults (`jetkit demo --help`); DEMO_ARGS=--quick for minutes.
 demo: setup
-	bash scripts/demo.sh $(DEMO_DIR)
+	$(VENV)/bin/jetkit demo --out $(DEMO_DIR) $(DEMO_ARGS)
 
 bench: setup
 	$(PY) benchmarks/bench_nms.py
@@ -46,7 +47,7 @@ bench-pipeline: setup
 	fi
 
 lint: setup
-	$(PY) -m ruff check edge trainer calibration deploy tests benchmarks
+	$(PY) -m ruff check edge trainer calibration deploy demo tests benchmarks
 
 clean:
 	rm -rf $(VENV) .typings runs .pytest_cache .mypy_cache

@@ -18,7 +18,7 @@ TRT_STUBS=${TRT_STUBS:-tensorrt-stubs==10.13.0.35.1}
 # GStreamer with the introspection data PyGObject needs, and what building PyGObject needs;
 # the RTSP server the rtsp:// sink serves through; the MQTT broker (with mosquitto_passwd) and
 # openssl that the MQTT sink tests run; the OpenSSH server and client that flashing goes through
-# (the tests start their own sshd on 127.0.0.1).
+# (the tests start their own sshd on 127.0.0.1); Chromium, in which a test opens the demo's report.
 APT_PACKAGES=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
@@ -26,6 +26,7 @@ APT_PACKAGES=(
     gir1.2-gst-rtsp-server-1.0
     mosquitto openssl
     openssh-server openssh-client
+    chromium
 )
 
 log() { printf 'setup: %s\n' "$*"; }

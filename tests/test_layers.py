@@ -9,9 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "edge": {"torch", "trainer", "calibration", "deploy"},
-    "calibration": {"torch", "trainer", "deploy"},
-    "trainer": {"deploy"},
+    "edge": {"torch", "trainer", "calibration", "deploy", "demo"},
+    "calibration": {"torch", "trainer", "deploy", "demo"},
+    "trainer": {"deploy", "demo"},
+    "deploy": {"trainer", "torch", "demo"},
 }
 
 

@@ -17,7 +17,8 @@ from edge.atomic import write_bytes_atomic
 from edge.evaluate import EvalResult
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -26,7 +27,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(figure: Any, path: Path) -> None:
+def save_figure(figure: Any, path: Path) -> None:
+    """Write `figure` as a PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     write_bytes_atomic(path, buffer.getvalue())
@@ -35,7 +37,7 @@ def _save(figure: Any, path: Path) -> None:
 def plot_history(history: Sequence[dict[str, float]], out_dir: Path) -> list[Path]:
     """`losses.png` (every non-zero training loss term) and `metrics.png` (mAP50-95, mAP50,
     precision, recall) against the epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     if not history:
         return []
     epochs = [row["epoch"] for row in history]
@@ -50,7 +52,7 @@ def plot_history(history: Sequence[dict[str, float]], out_dir: Path) -> list[Pat
         axis.set_xlabel("epoch")
     figure.suptitle("training losses")
     figure.tight_layout()
-    _save(figure, out_dir / "losses.png")
+    save_figure(figure, out_dir / "losses.png")
     plt.close(figure)
     written.append(out_dir / "losses.png")
 
@@ -62,7 +64,7 @@ def plot_history(history: Sequence[dict[str, float]], out_dir: Path) -> list[Pat
     axis.legend(loc="lower right")
     axis.set_title("validation (EMA weights)")
     figure.tight_layout()
-    _save(figure, out_dir / "metrics.png")
+    save_figure(figure, out_dir / "metrics.png")
     plt.close(figure)
     written.append(out_dir / "metrics.png")
     return written
@@ -70,7 +72,7 @@ def plot_history(history: Sequence[dict[str, float]], out_dir: Path) -> list[Pat
 
 def plot_pr_curves(result: EvalResult, path: Path) -> Path:
     """Precision against recall at IoU 0.5 for each class, and their mean."""
-    plt = _pyplot()
+    plt = pyplot()
     recall = np.linspace(0, 1, 101)
     figure, axis = plt.subplots(figsize=(5, 4))
     curves = []
@@ -95,6 +97,6 @@ def plot_pr_curves(result: EvalResult, path: Path) -> Path:
     axis.legend(loc="upper right", fontsize=7)
     axis.set_title("PR curves (IoU 0.5)")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     plt.close(figure)
     return path

@@ -1,0 +1,294 @@
+"""The demo's steps as `jetkit` command lines, decided up front from one settings object: the
+whole chain from the built-in data set to a daemon serving the flashed release. Pure: a plan is
+data that tests can read; `demo.runner` runs it.
+
+Every stage runs as its own `jetkit` process, the way a user runs it, which also keeps torch,
+GStreamer and ONNX Runtime out of one process (with torch loaded, then `Gst.init()`, an ONNX
+Runtime loaded afterwards crashes when it raises).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edge.errors import JetkitError
+
+ARTIFACTS = ("fp32", "fp16", "int8")
+MODELS = ("teacher", "plain", "distilled")
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """One experiment: data set size and image size, the two detector sizes with their epochs,
+    and how long the benchmarks and the daemon run. `recipe` names it in the summary."""
+
+    recipe: str
+    train_images: int
+    val_images: int
+    imgsz: int
+    batch: int
+    teacher_model: str
+    teacher_epochs: int
+    student_model: str
+    student_epochs: int
+    calib_images: int = 64
+    bench_s: float = 3.0
+    serve_s: float = 15.0
+    stream: str = "test://?fps=15&size=640x480"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_images", "val_images", "batch", "teacher_epochs", "student_epochs"):
+            if getattr(self, name) < 1:
+                raise JetkitError(f"demo {name} must be >= 1, got {getattr(self, name)}")
+        if self.imgsz < 64 or self.imgsz % 32:
+            raise JetkitError(f"demo imgsz must be a multiple of 32, >= 64; got {self.imgsz}")
+        if self.bench_s <= 0 or self.serve_s <= 0:
+            raise JetkitError("demo bench_s and serve_s must be > 0")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command: `argv` after `jetkit`, its log file, and (for `serve`) how long it runs
+    before it is stopped with SIGTERM."""
+
+    key: str
+    title: str
+    argv: tuple[str, ...]
+    run_s: float | None = None
+    stdout: Path | None = None
+
+
+@dataclass(frozen=True)
+class Paths:
+    out: Path
+    data: Path = field(init=False)
+    device: Path = field(init=False)
+    logs: Path = field(init=False)
+    results: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", self.out / "data")
+        object.__setattr__(self, "device", self.out / "device")
+        object.__setattr__(self, "logs", self.out / "logs")
+        object.__setattr__(self, "results", self.out / "results")
+
+    def run(self, model: str) -> Path:
+        return self.out / "runs" / model
+
+    @property
+    def onnx_dir(self) -> Path:
+        return self.run("distilled") / "onnx"
+
+    def artifact(self, precision: str) -> Path:
+        names = {"fp32": "model.onnx", "fp16": "model-fp16.onnx", "int8": "model-int8.onnx"}
+        return self.onnx_dir / names[precision]
+
+    def gate_report(self, precision: str) -> Path:
+        """Where `jetkit calibrate --val` puts an artifact's gate report (FP16, INT8)."""
+        return self.artifact(precision).with_suffix(".gate.json")
+
+    @property
+    def bundle(self) -> Path:
+        return self.out / "demo-detector-1.0.0.jkb"
+
+    @property
+    def serve_config(self) -> Path:
+        return self.out / "serve.yaml"
+
+    def result(self, name: str) -> Path:
+        return self.results / name
+
+
+def plan(settings: DemoSettings, paths: Paths) -> list[Step]:
+    """The demo's commands in order."""
+    s, p = settings, paths
+    data_yaml = str(p.data / "data.yaml")
+    train = ("--data", data_yaml, "--imgsz", str(s.imgsz), "--batch", str(s.batch))
+    fixed = ("--patience", "0", "--seed", str(s.seed), "--exist-ok")
+    steps = [
+        Step(
+            "data",
+            f"synthetic data set: {s.train_images} train / {s.val_images} val images",
+            (
+                "data",
+                "synth",
+                str(p.data),
+                "--images",
+                str(s.train_images),
+                "--val",
+                str(s.val_images),
+                "--imgsz",
+                str(s.imgsz),
+                "--seed",
+                str(s.seed),
+            ),
+        ),  # fmt: skip
+        Step(
+            "teacher",
+            f"teacher ({s.teacher_model}, {s.teacher_epochs} epochs)",
+            (
+                "train",
+                *train,
+                "--model",
+                s.teacher_model,
+                "--epochs",
+                str(s.teacher_epochs),
+                "--out",
+                str(p.run("teacher")),
+                *fixed,
+            ),
+        ),  # fmt: skip
+        Step(
+            "plain",
+            f"plain student ({s.student_model}, {s.student_epochs} epochs, no teacher)",
+            (
+                "train",
+                *train,
+                "--model",
+                s.student_model,
+                "--epochs",
+                str(s.student_epochs),
+                "--out",
+                str(p.run("plain")),
+                *fixed,
+            ),
+        ),  # fmt: skip
+        Step(
+            "distilled",
+            f"distilled student ({s.student_model}, {s.student_epochs} epochs, from the teacher)",
+            (
+                "distill",
+                *train,
+                "--teacher",
+                str(p.run("teacher") / "best.pt"),
+                "--model",
+                s.student_model,
+                "--epochs",
+                str(s.student_epochs),
+                "--out",
+                str(p.run("distilled")),
+                *fixed,
+            ),
+        ),  # fmt: skip
+    ]
+    steps.append(
+        Step(
+            "eval",
+            "COCO mAP of the distilled student, per class (jetkit eval)",
+            ("eval", str(p.run("distilled") / "best.pt"), "--data", data_yaml, "--json"),
+            stdout=p.result("eval-distilled.json"),
+        )
+    )
+    gate = ("--val", data_yaml)
+    steps += [
+        Step(
+            "export",
+            "ONNX export of the distilled student (manifest embedded, checked against torch)",
+            (
+                "export",
+                str(p.run("distilled") / "best.pt"),
+                "--out",
+                str(p.onnx_dir),
+                "--dynamic-batch",
+                "--max-batch",
+                "4",
+                "--data",
+                data_yaml,
+            ),
+        ),  # fmt: skip
+        Step(
+            "fp16",
+            "FP16 artifact through the accuracy gate",
+            ("calibrate", str(p.artifact("fp32")), "--precision", "fp16", *gate),
+        ),
+        Step(
+            "int8",
+            f"INT8 artifact (ONNX Runtime's CPU format, {s.calib_images} calibration images) "
+            "through the accuracy gate",
+            (
+                "calibrate",
+                str(p.artifact("fp32")),
+                "--precision",
+                "int8",
+                "--runtime",
+                "cpu",
+                "--data",
+                data_yaml,
+                "--images",
+                str(s.calib_images),
+                *gate,
+            ),
+        ),  # fmt: skip
+    ]
+    for precision in ARTIFACTS:
+        steps.append(
+            Step(
+                f"bench-{precision}",
+                f"jetkit bench of the {precision.upper()} artifact",
+                (
+                    "bench",
+                    str(p.artifact(precision)),
+                    "--batch",
+                    "1",
+                    "--duration",
+                    f"{s.bench_s:g}",
+                    "--json",
+                    str(p.result(f"bench-{precision}.json")),
+                ),
+            )  # fmt: skip
+        )
+    steps += [
+        Step(
+            "detect",
+            "annotated sample frames (INT8 artifact)",
+            (
+                "detect",
+                str(p.artifact("int8")),
+                str(p.data / "images" / "val"),
+                "--save",
+                str(p.out / "samples"),
+                "--json",
+            ),
+            stdout=p.result("detect.jsonl"),
+        ),  # fmt: skip
+        Step(
+            "bundle",
+            "bundle of the three artifacts",
+            ("bundle", str(p.onnx_dir), "-o", str(p.bundle)),
+        ),
+        Step(
+            "flash",
+            "flash to a local device root (file://), INT8",
+            (
+                "flash",
+                str(p.bundle),
+                "--target",
+                f"file://{p.device.resolve()}",
+                "--precision",
+                "int8",
+                "--result-json",
+                str(p.result("flash.json")),
+            ),
+        ),  # fmt: skip
+        Step(
+            "serve",
+            f"jetkit serve on {s.stream} for {s.serve_s:g} s",
+            ("serve", "--config", str(p.serve_config)),
+            run_s=s.serve_s,
+        ),
+    ]
+    return steps
+
+
+def serve_config_text(settings: DemoSettings, paths: Paths) -> str:
+    """The daemon's config: the flashed release's pointer, one synthetic stream, a summary."""
+    return (
+        f"model: {paths.device.resolve() / 'current'}\n"
+        "streams:\n"
+        f'  - {{uri: "{settings.stream}", id: cam0}}\n'
+        f'sinks: ["jsonl://{paths.result("detections.jsonl").resolve()}"]\n'
+        'http: {listen: "127.0.0.1:0"}\n'
+        f"summary: {paths.result('serve-summary.json').resolve()}\n"
+    )
