@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,26 +56,22 @@ def run_steps(steps: list[Step], logs: Path, log: Log, echo: bool = True) -> lis
 
 
 def _run(step: Step, log_path: Path, echo: Log | None) -> int:
+    """Run one step: its stderr (and stdout, unless the step keeps it in a file) into the log
+    and, line by line, to `echo`."""
     command = [jetkit_executable(), *step.argv]
     with open(log_path, "w", encoding="utf-8") as log_file:
         log_file.write("$ " + " ".join(command) + "\n")
         log_file.flush()
-        stdout: IO[str] | int = (
-            subprocess.PIPE
-            if step.stdout is None
-            else open(  # noqa: SIM115
-                _fresh(step.stdout), "w", encoding="utf-8"
-            )
-        )
-        try:
+        if step.stdout is None:
             process = subprocess.Popen(
-                command, stdout=stdout, stderr=subprocess.STDOUT if step.stdout is None else
-                subprocess.PIPE, text=True, bufsize=1,
-            )  # fmt: skip
-        finally:
-            if not isinstance(stdout, int):
-                stdout.close()
-        stream = process.stdout if step.stdout is None else process.stderr
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            stream = process.stdout
+        else:
+            step.stdout.parent.mkdir(parents=True, exist_ok=True)
+            with open(step.stdout, "w", encoding="utf-8") as out:
+                process = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE, text=True)
+            stream = process.stderr
         assert stream is not None
         if step.run_s is not None:
             return _run_for(process, step.run_s, stream, log_file, echo)
@@ -92,9 +89,7 @@ def _run_for(
 ) -> int:
     """Let a daemon run `run_s` seconds, then stop it as systemd would (SIGTERM); exit 0 is
     success. Its output is read meanwhile so that it never blocks on a full pipe."""
-    import threading
-
-    reader = threading.Thread(target=lambda: [_tee(line, log_file, echo) for line in stream])
+    reader = threading.Thread(target=_tee_all, args=(stream, log_file, echo))
     reader.start()
     deadline = time.monotonic() + run_s
     while time.monotonic() < deadline and process.poll() is None:
@@ -110,14 +105,14 @@ def _run_for(
     return status
 
 
+def _tee_all(stream: IO[str], log_file: IO[str], echo: Log | None) -> None:
+    for line in stream:
+        _tee(line, log_file, echo)
+
+
 def _tee(line: str, log_file: IO[str], echo: Log | None) -> None:
     log_file.write(line)
     log_file.flush()
     text = line.rstrip("\n").split("\r")[-1]
     if echo is not None and text.strip():
         echo(f"    {text}")
-
-
-def _fresh(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
