@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 
 
 def settings_for(args: argparse.Namespace) -> DemoSettings:
-    """The recipe (`trainer.recipes`: demo, or quick) as demo settings, with the overrides."""
+    """The recipe (`trainer.recipes`: default, or quick) as demo settings, with the overrides."""
     from demo.plan import DemoSettings
-    from trainer.recipes import DEMO, QUICK
+    from trainer.recipes import DEFAULT, QUICK
 
-    recipe = QUICK if args.quick else DEMO
+    recipe = QUICK if args.quick else DEFAULT
     settings = DemoSettings(
         recipe=recipe.name,
         train_images=recipe.synth.train_images,
