@@ -47,17 +47,19 @@ def settings_for(args: argparse.Namespace) -> DemoSettings:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from demo.plan import MODELS, Paths, plan, serve_config_text
+    from demo.plan import MODELS, Paths, next_release_version, plan, serve_config_text
     from demo.report import write_report
     from demo.runner import run_steps
     from demo.summary import collect, format_table, model_parameters
+    from deploy.device import Layout, installed_releases
     from edge.atomic import write_text_atomic
 
     settings = settings_for(args)
-    paths = Paths(Path(args.out))
+    paths = Paths(Path(args.out), settings.data_key)
     paths.results.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.serve_config, serve_config_text(settings, paths))
-    steps = plan(settings, paths)
+    version = next_release_version(installed_releases(Layout(paths.device)))
+    steps = plan(settings, paths, version)
     stderr_log(f"jetkit demo ({settings.recipe}): {len(steps)} steps into {paths.out}")
     timings = run_steps(steps, paths.logs, stderr_log, echo=not args.quiet)
     params = {name: model_parameters(paths.run(name) / "best.pt") for name in MODELS}

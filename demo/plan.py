@@ -9,6 +9,8 @@ Runtime loaded afterwards crashes when it raises).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from edge.errors import JetkitError
 
 ARTIFACTS = ("fp32", "fp16", "int8")
 MODELS = ("teacher", "plain", "distilled")
+RELEASE_NAME = "demo-detector"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,12 @@ class DemoSettings:
         if self.bench_s <= 0 or self.serve_s <= 0:
             raise JetkitError("demo bench_s and serve_s must be > 0")
 
+    @property
+    def data_key(self) -> str:
+        """The data set's folder name. A run with other settings writes its own data set beside
+        the first, so switching recipes in one output folder works."""
+        return f"{self.train_images}+{self.val_images}-{self.imgsz}px-seed{self.seed}"
+
 
 @dataclass(frozen=True)
 class Step:
@@ -63,13 +72,14 @@ class Step:
 @dataclass(frozen=True)
 class Paths:
     out: Path
+    data_key: str
     data: Path = field(init=False)
     device: Path = field(init=False)
     logs: Path = field(init=False)
     results: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "data", self.out / "data")
+        object.__setattr__(self, "data", self.out / "data" / self.data_key)
         object.__setattr__(self, "device", self.out / "device")
         object.__setattr__(self, "logs", self.out / "logs")
         object.__setattr__(self, "results", self.out / "results")
@@ -91,7 +101,7 @@ class Paths:
 
     @property
     def bundle(self) -> Path:
-        return self.out / "demo-detector-1.0.0.jkb"
+        return self.out / f"{RELEASE_NAME}.jkb"
 
     @property
     def serve_config(self) -> Path:
@@ -101,8 +111,20 @@ class Paths:
         return self.results / name
 
 
-def plan(settings: DemoSettings, paths: Paths) -> list[Step]:
-    """The demo's commands in order."""
+def next_release_version(installed: Iterable[tuple[str, str]]) -> str:
+    """`1.0.N`, N one past the highest demo release installed on the device (`(name, version)`
+    pairs): every run flashes a new release, as a real update would, and the previous one stays
+    to roll back to."""
+    patches = [
+        int(match.group(1))
+        for name, version in installed
+        if name == RELEASE_NAME and (match := re.fullmatch(r"1\.0\.(\d+)", version))
+    ]
+    return f"1.0.{max(patches) + 1}" if patches else "1.0.0"
+
+
+def plan(settings: DemoSettings, paths: Paths, version: str = "1.0.0") -> list[Step]:
+    """The demo's commands in order; the bundle is release `version` of `RELEASE_NAME`."""
     s, p = settings, paths
     data_yaml = str(p.data / "data.yaml")
     train = ("--data", data_yaml, "--imgsz", str(s.imgsz), "--batch", str(s.batch))
@@ -256,7 +278,16 @@ def plan(settings: DemoSettings, paths: Paths) -> list[Step]:
         Step(
             "bundle",
             "bundle of the three artifacts",
-            ("bundle", str(p.onnx_dir), "-o", str(p.bundle)),
+            (
+                "bundle",
+                str(p.onnx_dir),
+                "-o",
+                str(p.bundle),
+                "--name",
+                RELEASE_NAME,
+                "--version",
+                version,
+            ),
         ),
         Step(
             "flash",

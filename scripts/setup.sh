@@ -29,6 +29,20 @@ APT_PACKAGES=(
     chromium
 )
 
+# What the chosen Python needs to create a venv and to build PyGObject and pycairo: Debian's own
+# python3 comes without venv and headers (a pyenv or other self-built Python has both).
+python_build_packages() {
+    if ! command -v "$PYTHON" >/dev/null; then
+        echo python3 python3-venv python3-dev gcc libc6-dev
+        return
+    fi
+    "$PYTHON" -c 'import ensurepip' 2>/dev/null || echo python3-venv
+    "$PYTHON" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h")))' || echo python3-dev
+    echo gcc libc6-dev
+}
+mapfile -t -O ${#APT_PACKAGES[@]} APT_PACKAGES < <(python_build_packages | tr ' ' '\n')
+
 log() { printf 'setup: %s\n' "$*"; }
 
 install_apt_packages() {
@@ -61,7 +75,11 @@ install_apt_packages() {
 has_gpu() { command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; }
 
 install_python_packages() {
-    [ -x "$VENV/bin/python" ] || { log "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+    # A venv whose creation failed halfway (no ensurepip, say) has a python but no pip: redo it.
+    if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        log "creating $VENV"
+        "$PYTHON" -m venv --clear "$VENV"
+    fi
     local pip=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
     if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
         if has_gpu; then

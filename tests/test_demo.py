@@ -1,5 +1,6 @@
-"""`jetkit demo` end to end on a tiny schedule, twice into the same folder (a rerun must work),
-and its report opened in a real headless Chromium: a page whose figures render."""
+"""`jetkit demo` end to end on a tiny schedule, twice into the same folder (a rerun must work, also
+with other settings), and its report opened in a real headless Chromium: a page whose figures
+render."""
 
 from __future__ import annotations
 
@@ -13,14 +14,15 @@ import numpy as np
 import pytest
 from cli_helpers import jetkit
 
-TINY = ("--quick", "--images", "16", "--epochs", "1", "--imgsz", "96", "--serve-s", "5")
+TINY = ("--quick", "--epochs", "1", "--imgsz", "96", "--serve-s", "5")
 
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    for _ in range(2):
-        result = jetkit("demo", "--out", out, *TINY, "--bench-s", "0.5", "--quiet", timeout=600)
+    for images in ("16", "20"):  # the second run: another data set, a new release
+        result = jetkit("demo", "--out", out, *TINY, "--images", images, "--bench-s", "0.5",
+                        "--quiet", timeout=600)  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
     return out, result
 
@@ -37,12 +39,18 @@ def test_the_demo_runs_the_whole_chain_and_prints_the_summary(demo_out):
     sizes = {p: a["size_bytes"] for p, a in summary["artifacts"].items()}
     assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
     assert (
-        summary["pipeline"]["frames"] > 0 and summary["flash"]["release"] == "demo-detector-1.0.0"
+        summary["pipeline"]["frames"] > 0 and summary["flash"]["release"] == "demo-detector-1.0.1"
     )
     for heading in ("mAP50-95", "p99 ms", "jetkit serve on test://", "report: "):
         assert heading in result.stdout
     state = json.loads((out / "device" / "state.json").read_text())
-    assert state["active"]["version"] == "1.0.0" and state["active"]["precision"] == "int8"
+    assert state["active"]["version"] == "1.0.1" and state["active"]["precision"] == "int8"
+    # The first run's release stays installed, to roll back to; each run kept its data set.
+    assert (out / "device" / "releases" / "demo-detector" / "1.0.0").is_dir()
+    assert sorted(p.name for p in (out / "data").iterdir()) == [
+        "16+4-96px-seed0",
+        "20+5-96px-seed0",
+    ]
 
 
 def test_the_report_opens_from_disk_with_every_figure(demo_out):

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from demo.plan import DemoSettings, Paths, plan, serve_config_text
+from demo.plan import DemoSettings, Paths, next_release_version, plan, serve_config_text
 from edge.errors import JetkitError
 
 SETTINGS = DemoSettings(
@@ -17,7 +17,7 @@ SETTINGS = DemoSettings(
 
 
 def test_the_chain_runs_in_order_from_data_to_the_daemon(tmp_path):
-    steps = plan(SETTINGS, Paths(tmp_path))
+    steps = plan(SETTINGS, Paths(tmp_path, SETTINGS.data_key), "1.0.3")
     assert [s.key for s in steps] == [
         "data", "teacher", "plain", "distilled", "eval", "export", "fp16", "int8",
         "bench-fp32", "bench-fp16", "bench-int8", "detect", "bundle", "flash", "serve",
@@ -34,11 +34,14 @@ def test_the_chain_runs_in_order_from_data_to_the_daemon(tmp_path):
     for gated in ("fp16", "int8"):
         assert "--val" in by_key[gated]
     assert by_key["flash"][by_key["flash"].index("--target") + 1] == f"file://{tmp_path / 'device'}"
+    bundle = by_key["bundle"]
+    assert bundle[bundle.index("--version") + 1] == "1.0.3"
+    assert bundle[bundle.index("-o") + 1] == by_key["flash"][1]
     assert steps[-1].run_s == SETTINGS.serve_s
 
 
 def test_the_daemon_serves_the_flashed_release(tmp_path):
-    config = serve_config_text(SETTINGS, Paths(tmp_path))
+    config = serve_config_text(SETTINGS, Paths(tmp_path, SETTINGS.data_key))
     assert f"model: {tmp_path / 'device' / 'current'}" in config
     assert 'listen: "127.0.0.1:0"' in config and "summary:" in config
 
@@ -48,3 +51,21 @@ def test_settings_are_checked():
         dataclasses.replace(SETTINGS, imgsz=100)
     with pytest.raises(JetkitError, match="student_epochs must be >= 1"):
         dataclasses.replace(SETTINGS, student_epochs=0)
+
+
+def test_other_settings_get_their_own_data_set(tmp_path):
+    quick = Paths(tmp_path, SETTINGS.data_key)
+    larger = Paths(tmp_path, dataclasses.replace(SETTINGS, train_images=32).data_key)
+    assert (
+        quick.data != larger.data and quick.data.parent == larger.data.parent == tmp_path / "data"
+    )
+    data_argv = plan(SETTINGS, quick)[0].argv
+    assert data_argv[:3] == ("data", "synth", str(quick.data))
+
+
+def test_every_run_flashes_the_next_release_and_ignores_other_releases():
+    assert next_release_version([]) == "1.0.0"
+    assert next_release_version([("demo-detector", "1.0.0")]) == "1.0.1"
+    installed = [("demo-detector", "1.0.2"), ("demo-detector", "1.0.10"), ("demo-detector", "2.0"),
+                 ("other", "1.0.99")]  # fmt: skip
+    assert next_release_version(installed) == "1.0.11"
