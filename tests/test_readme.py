@@ -1,7 +1,7 @@
 """The README cannot rot: every `jetkit …` command it shows parses with the real command line
-(verbs, options, choices), every `make` target it names exists, and its daemon configuration
-example passes the daemon's own validation. What the commands do is tested elsewhere and by
-the demo."""
+(verbs, options, choices), every `make` target and repository file it names exists, and its
+daemon configuration example passes the daemon's own validation. What the commands do is tested
+elsewhere and by the demo."""
 
 from __future__ import annotations
 
@@ -64,6 +64,15 @@ def test_every_make_target_it_names_exists():
         line.split()[1] for line in _code_lines() if line.startswith("make ")
     }
     assert named and named <= targets
+
+
+def test_every_repository_file_it_names_exists():
+    # Paths in backticks under the project's own folders, and the Markdown files beside it.
+    folders = "scripts|benchmarks|deploy|edge|trainer|calibration|demo|tests"
+    named = re.findall(rf"`((?:{folders})/[\w./-]+|[A-Z]+\.md)`", README)
+    assert "scripts/setup.sh" in named
+    missing = [path for path in named if not (ROOT / path).exists()]
+    assert not missing, f"the README names files that do not exist: {missing}"
 
 
 def test_the_daemon_configuration_example_is_valid(tmp_path):
