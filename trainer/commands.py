@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -163,10 +164,23 @@ def strip_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
+def check_host_name_resolves(host_name: str) -> None:
+    """torchrun's rendezvous looks up this machine's own name and, where it does not resolve,
+    waits minutes without a word (seen on a debootstrapped Debian, whose /etc/hosts lacks it)."""
+    try:
+        socket.getaddrinfo(host_name, None)
+    except (socket.gaierror, UnicodeError):
+        raise JetkitError(
+            f"this machine's host name {host_name!r} does not resolve, and DDP (--nproc) needs "
+            f"it to; add `127.0.1.1 {host_name}` to /etc/hosts, or train with --nproc 1"
+        ) from None
+
+
 def _run_under_torchrun(args: argparse.Namespace) -> int:
     """Re-run this very command with `--nproc` removed, as N ranks of torchrun."""
     if args.nproc < 1:
         raise JetkitError(f"--nproc must be >= 1, got {args.nproc}")
+    check_host_name_resolves(socket.gethostname())
     argv = strip_option(sys.argv[1:], "--nproc")
     command = [
         sys.executable,

@@ -4,11 +4,14 @@ cases: one line `jetkit: error: …`, exit status 2, no traceback."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from cli_helpers import assert_user_error, jetkit
 
-from trainer.commands import strip_option
+from trainer.commands import check_host_name_resolves, strip_option
 
 
 def test_train_then_eval_and_export_from_the_command_line(tiny_data, tmp_path):
@@ -161,3 +164,20 @@ def test_eval_agrees_with_pycocotools_on_a_hand_made_coco_case(tmp_path, blob_on
     assert 0 < evaluator.stats[0] < 0.9
     assert reported["map50_95"] == pytest.approx(evaluator.stats[0], abs=1e-4)
     assert reported["map50"] == pytest.approx(evaluator.stats[1], abs=1e-4)
+
+
+def test_ddp_refuses_a_host_name_that_does_not_resolve_and_names_the_fix(tmp_path):
+    check_host_name_resolves("localhost")
+    # The real command on a machine whose name does not resolve: a UTS namespace of its own.
+    name = "jetkit-no-such-host.invalid"  # RFC 2606: never resolves
+    probe = subprocess.run(["unshare", "--uts", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare --uts is not permitted here: {probe.stderr.strip()}")
+    script = Path(sys.executable).with_name("jetkit")
+    data = tmp_path / "data.yaml"
+    result = subprocess.run(
+        ["unshare", "--uts", "sh", "-c", f'hostname {name} && exec "$0" "$@"', script,
+         "train", "--data", data, "--nproc", "2"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert_user_error(result, f"`127.0.1.1 {name}` to /etc/hosts")
