@@ -86,23 +86,34 @@ def plot_artifact_latency(paths: Paths, out: Path) -> Path:
 
 
 def plot_stage_latency(serve_summary: dict[str, Any], out: Path) -> Path:
-    """The daemon's all-time bucket counts per pipeline stage, and end to end."""
+    """The daemon's all-time latency per pipeline stage, and end to end, in the fine buckets
+    (`edge.metrics.stats.FINE_BUCKETS_MS`) on a log axis: the bars between the fastest and the
+    slowest sample."""
     plt = pyplot()
-    histograms = serve_summary["histograms"]
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    histograms = serve_summary["fine_histograms"]
     panels = [(s, histograms["stages"][s]) for s in STAGE_ORDER if histograms["stages"][s]["count"]]
     panels += [(f"end to end ({stream})", h) for stream, h in histograms["e2e"].items()]
     figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3), squeeze=False)
     for axis, (name, histogram) in zip(axes[0], panels, strict=True):
-        bounds = histogram["bounds_ms"]
-        counts = histogram["counts"]
-        used = [k for k, c in enumerate(counts) if c]
-        first, last = (used[0], used[-1]) if used else (0, 0)
-        labels = [f"≤{bounds[k]:g}" if k < len(bounds) else f">{bounds[-1]:g}"
-                  for k in range(first, last + 1)]  # fmt: skip
-        axis.bar(range(len(labels)), counts[first : last + 1], color="#4c72b0")
-        axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        # counts[k] covers (bounds[k-1], bounds[k]]; the first and the +Inf one get a bucket's
+        # width beyond the ends, so every bar has edges.
+        bounds = np.asarray(histogram["bounds_ms"])
+        ratio = bounds[1] / bounds[0]
+        edges = np.concatenate([[bounds[0] / ratio], bounds, [bounds[-1] * ratio]])
+        counts = np.asarray(histogram["counts"])
+        used = np.flatnonzero(counts)
+        first, last = (used[0], used[-1] + 1) if used.size else (0, 1)
+        axis.stairs(counts[first:last], edges[first : last + 1], fill=True, color="#4c72b0")
+        axis.set_xscale("log")
+        # Plain numbers at 1, 2, 5 × 10^k: a stage's range is often within one decade.
+        axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_title(name, fontsize=9)
         axis.set_xlabel("ms", fontsize=8)
+        axis.tick_params(labelsize=7)
     figure.suptitle("jetkit serve: latency per stage (all frames)")
     figure.tight_layout()
     save_figure(figure, out)

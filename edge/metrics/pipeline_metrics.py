@@ -179,21 +179,23 @@ class PipelineMetrics:
 
     def summary(self) -> dict[str, Any]:
         """The snapshot plus all-time latency histograms (bucket bounds and counts) per stage
-        and per stream: what `--summary` files hold."""
-        histograms = self.histograms()
+        and per stream, in the /metrics buckets (`histograms`) and in `FINE_BUCKETS_MS`
+        (`fine_histograms`, for plots): what `--summary` files hold."""
         return self.snapshot() | {
-            "histograms": {
+            key: {
                 kind: {name: asdict(histogram) for name, histogram in by_name.items()}
-                for kind, by_name in histograms.items()
+                for kind, by_name in self.histograms(fine=fine).items()
             }
+            for key, fine in (("histograms", False), ("fine_histograms", True))
         }
 
-    def histograms(self) -> dict[str, dict[str, Histogram]]:
-        """All-time bucket counts: `{"stages": {stage: Histogram}, "e2e": {stream: Histogram}}`."""
+    def histograms(self, fine: bool = False) -> dict[str, dict[str, Histogram]]:
+        """All-time bucket counts: `{"stages": {stage: Histogram}, "e2e": {stream: Histogram}}`
+        (`LatencyWindow.histogram`)."""
         with self._lock:
             return {
-                "stages": {name: w.histogram() for name, w in self._stages.items()},
-                "e2e": {stream_id: s.e2e.histogram() for stream_id, s in self._streams.items()},
+                "stages": {name: w.histogram(fine) for name, w in self._stages.items()},
+                "e2e": {stream_id: s.e2e.histogram(fine) for stream_id, s in self._streams.items()},
             }
 
     def format_table(self) -> str:

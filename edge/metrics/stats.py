@@ -46,6 +46,12 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
     150.0, 200.0, 300.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0,
 )  # fmt: skip
 
+# Finer all-time buckets for plots and summaries (not /metrics): 120 log-spaced bounds from 10 µs
+# to 10 s, each 12% above the last, so a 0.4 ms stage spreads over bars, not one bucket.
+FINE_BUCKETS_MS: tuple[float, ...] = tuple(
+    float(f"{bound:.4g}") for bound in np.geomspace(0.01, 10_000.0, 121)
+)
+
 SUMMARY_KEYS = ("count", "mean_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
 
 
@@ -78,6 +84,7 @@ class LatencyWindow:
         "_next",
         "_bounds_ms",
         "_bucket_counts",
+        "_fine_counts",
         "count",
         "total_ms",
         "max_ms",
@@ -90,6 +97,7 @@ class LatencyWindow:
         self._next = 0
         self._bounds_ms = tuple(bounds_ms)
         self._bucket_counts = [0] * (len(self._bounds_ms) + 1)
+        self._fine_counts = [0] * (len(FINE_BUCKETS_MS) + 1)
         self.count = 0
         self.total_ms = 0.0
         self.max_ms = -math.inf
@@ -102,6 +110,7 @@ class LatencyWindow:
         self.max_ms = max(self.max_ms, value_ms)
         # bisect_left: a value equal to a bound belongs to that bound's bucket (Prometheus `le`).
         self._bucket_counts[bisect_left(self._bounds_ms, value_ms)] += 1
+        self._fine_counts[bisect_left(FINE_BUCKETS_MS, value_ms)] += 1
 
     def state(self, last: int | None = None) -> LatencyState:
         """A copy; `recent_ms` holds the last `last` samples (all that the window holds if
@@ -111,7 +120,10 @@ class LatencyWindow:
         recent_ms = ring_tail(self._recent_ms, self._next, filled, wanted)
         return LatencyState(self.count, self.total_ms, self.max_ms, recent_ms)
 
-    def histogram(self) -> Histogram:
+    def histogram(self, fine: bool = False) -> Histogram:
+        """All-time counts in the window's buckets, or in `FINE_BUCKETS_MS` with `fine`."""
+        if fine:
+            return Histogram(FINE_BUCKETS_MS, tuple(self._fine_counts), self.total_ms, self.count)
         return Histogram(self._bounds_ms, tuple(self._bucket_counts), self.total_ms, self.count)
 
 

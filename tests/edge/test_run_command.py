@@ -65,6 +65,9 @@ def test_stills_to_jsonl_with_the_table_and_the_summary(blob_onnx, scenes_dir, t
     assert len(e2e["counts"]) == len(e2e["bounds_ms"]) + 1
     infer = metrics["histograms"]["stages"]["infer"]
     assert sum(infer["counts"]) == metrics["stages"]["infer"]["count"]
+    # And in fine buckets for plots, the same frames.
+    fine = metrics["fine_histograms"]["e2e"]["s0"]
+    assert sum(fine["counts"]) == 5 and len(fine["bounds_ms"]) > len(e2e["bounds_ms"])
 
 
 @pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edge.metrics.stats import (
+    FINE_BUCKETS_MS,
     Histogram,
     LatencyState,
     LatencyWindow,
@@ -84,6 +85,19 @@ def test_histogram_buckets_include_their_upper_bound():
     histogram = window.histogram()
     assert histogram == Histogram((1.0, 10.0), (2, 2, 2), 524.0, 6)
     assert cumulative_counts(histogram) == [2, 4, 6]
+
+
+def test_fine_buckets_tell_sub_millisecond_stages_apart():
+    window = LatencyWindow(2)
+    for value_ms in [0.30, 0.40, 0.45, FINE_BUCKETS_MS[0], 20_000.0]:
+        window.add(value_ms)
+    coarse, fine = window.histogram(), window.histogram(fine=True)
+    assert coarse.counts[0] == 4  # all four in the /metrics buckets' first, "<= 0.5 ms"
+    assert fine.bounds_ms == FINE_BUCKETS_MS and sum(fine.counts) == fine.count == 5
+    used = [k for k, count in enumerate(fine.counts) if count]
+    assert len(used) == 5 and used[0] == 0 and used[-1] == len(FINE_BUCKETS_MS)  # +Inf last
+    ratios = np.asarray(FINE_BUCKETS_MS[1:]) / np.asarray(FINE_BUCKETS_MS[:-1])
+    assert ratios.max() < 1.13
 
 
 def test_rate_is_zero_before_time_passes():
