@@ -33,15 +33,15 @@ APT_PACKAGES=(
 # python3 comes without venv and headers (a pyenv or other self-built Python has both).
 python_build_packages() {
     if ! command -v "$PYTHON" >/dev/null; then
-        echo python3 python3-venv python3-dev gcc libc6-dev
+        printf '%s\n' python3 python3-venv python3-dev gcc libc6-dev
         return
     fi
     "$PYTHON" -c 'import ensurepip' 2>/dev/null || echo python3-venv
     "$PYTHON" -c 'import os, sys, sysconfig
 sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("include"), "Python.h")))' || echo python3-dev
-    echo gcc libc6-dev
+    printf '%s\n' gcc libc6-dev
 }
-mapfile -t -O ${#APT_PACKAGES[@]} APT_PACKAGES < <(python_build_packages | tr ' ' '\n')
+mapfile -t -O ${#APT_PACKAGES[@]} APT_PACKAGES < <(python_build_packages)
 
 log() { printf 'setup: %s\n' "$*"; }
 
