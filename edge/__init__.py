@@ -2,6 +2,11 @@
 
 `import edge` stays cheap: the public names below load their modules on first use, and
 onnxruntime, TensorRT, pycuda and OpenCV are imported only inside the functions that need them.
+Also the streaming runtime (sources, pipeline, sinks, metrics, the daemon) and `jetkit inspect`,
+`detect`, `bench`, `run`, `serve`.
+
+May import: numpy, OpenCV, ONNX Runtime, TensorRT, GStreamer (each lazily where optional).
+Must not import: torch, `trainer`, `calibration`, `deploy`, `demo`.
 """
 
 from __future__ import annotations

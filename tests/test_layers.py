@@ -46,3 +46,14 @@ def test_import_edge_loads_no_heavy_library():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_each_package_says_what_it_is_and_what_it_must_not_import(package):
+    docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text()))
+    assert docstring, f"{package}/__init__.py has no docstring"
+    for stale in ("later issue", "being built", "so far"):
+        assert stale not in docstring.lower(), f"{package}: {stale!r}"
+    must_not = docstring.split("Must not import:", 1)[1]
+    for name in FORBIDDEN[package] - {"demo"}:
+        assert f"`{name}`" in must_not or name in must_not, f"{package} does not name {name}"
