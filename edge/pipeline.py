@@ -531,7 +531,7 @@ def open_pipeline(
         metrics.record_error(stream_id, "reconnect")
         log(f"{stream_id}: {error}; reconnecting in {delay_s:.1f} s")
 
-    sources = open_streams(uris, on_error=source_failed)
+    sources = open_streams(uris, on_error=source_failed, log=log)
     sinks: list[Sink] = []
     try:
         sinks = [open_sink(uri) for uri in sink_uris]

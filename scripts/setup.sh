@@ -15,12 +15,15 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 TORCH_PIP_ARGS=${TORCH_PIP_ARGS:-}
 TRT_STUBS=${TRT_STUBS:-tensorrt-stubs==10.13.0.35.1}
 
-# GStreamer with the introspection data PyGObject needs, and what building PyGObject needs;
+# GStreamer with the introspection data PyGObject needs, and what building PyGObject needs; the
+# decoders users' files need (libav: MPEG-4 part 2, H.264, H.265; bad: their parsers) and the
+# encoders the tests write H.264 and H.265 files with (ugly: x264enc; bad: x265enc);
 # the RTSP server the rtsp:// sink serves through; the MQTT broker (with mosquitto_passwd) and
 # openssl that the MQTT sink tests run; the OpenSSH server and client that flashing goes through
 # (the tests start their own sshd on 127.0.0.1); Chromium, in which a test opens the demo's report.
 APT_PACKAGES=(
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
     gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
     libgirepository1.0-dev libcairo2-dev pkg-config
     gir1.2-gst-rtsp-server-1.0

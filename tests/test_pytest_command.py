@@ -15,9 +15,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_pytest_script_imports_the_real_packages_from_any_test_folder():
     pytest_script = Path(sys.executable).with_name("pytest")
     result = subprocess.run(
-        [pytest_script, "--collect-only", "-q", "tests/edge/test_nms.py",
-         "tests/calibration/test_gate.py", "tests/deploy/test_plan.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        [
+            pytest_script,
+            "--collect-only",
+            "-q",
+            "tests/edge/test_nms.py",
+            "tests/calibration/test_gate.py",
+            "tests/deploy/test_plan.py",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "error" not in result.stdout.lower(), result.stdout

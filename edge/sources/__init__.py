@@ -12,6 +12,7 @@ Importing this package loads neither GStreamer (gi) nor OpenCV: they load when a
 
 from edge.sources.base import Frame, Source, SourceError
 from edge.sources.factory import make_source, open_source, open_streams
+from edge.sources.fallback import FileSource
 from edge.sources.gst import GstSource, gstreamer_available
 from edge.sources.images import ImagesSource
 from edge.sources.launch import pipeline_for
@@ -22,6 +23,7 @@ from edge.sources.uri import SourceSpec, parse_source_uri, parse_source_uris
 
 __all__ = [
     "Backoff",
+    "FileSource",
     "Frame",
     "GstSource",
     "ImagesSource",

@@ -60,13 +60,18 @@ def bgr_from_bytes(data: bytes, width: int, height: int, stride: int) -> np.ndar
 _FIXES = {
     "Failed to create CaptureSession": "restart the camera daemon: "
     "sudo systemctl restart nvargus-daemon",
+    # decodebin found no decoder (or demuxer) for the stream: the libav and "bad" sets hold
+    # those of MPEG-4 part 2, H.264 and H.265 on Debian and Ubuntu (L4T).
+    "missing a plug-in": "install GStreamer's decoders: "
+    "sudo apt-get install gstreamer1.0-libav gstreamer1.0-plugins-bad",
 }
 
 
 def bus_error_text(element: str, message: str, debug: str | None) -> str:
     """`element: message`, and the fix where the failure is a known one."""
     fixes = [fix for known, fix in _FIXES.items() if known in f"{message} {debug or ''}"]
-    return f"{element}: {message}" + "".join(f"; {fix}" for fix in fixes)
+    text = f"{element}: {message}"
+    return text.rstrip(".") + "".join(f"; {fix}" for fix in fixes) if fixes else text
 
 
 def _appsinks(pipeline: Any) -> list[Any]:

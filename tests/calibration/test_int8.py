@@ -114,7 +114,9 @@ def test_auto_exclusion_keeps_the_most_sensitive_nodes_in_float(
         log=messages.append,
     )
     found = auto.auto_exclusion
-    assert found is not None and len(found.nodes) == 2
+    # How many nodes still help after the first depends on the CPU's arithmetic: at least the
+    # most sensitive one, at most the two asked for.
+    assert found is not None and 1 <= len(found.nodes) <= 2
     assert auto.excluded == (*plain.excluded, *found.nodes)
     calibration = auto.manifest.provenance["calibration"]
     assert calibration["auto_excluded"] == list(found.nodes)
@@ -123,8 +125,10 @@ def test_auto_exclusion_keeps_the_most_sensitive_nodes_in_float(
     assert ranking[0]["op"] == "Conv" and ranking[0]["error_reduction"] > 0
     # The most sensitive node always helps alone; the others were kept only where they helped.
     assert found.nodes[0] == ranking[0]["node"]
-    assert set(found.nodes) <= {r["node"] for r in ranking if r["error_reduction"] > 0}
-    assert "auto-excluded 2 node(s)," in messages[-1]
+    helpful = [s.node for s in found.ranking if s.error_reduction > 0]
+    assert list(found.nodes) == [node for node in helpful if node in found.nodes]  # in rank order
+    assert found.error_after < found.error_before
+    assert f"auto-excluded {len(found.nodes)} node(s)" in messages[-1]
 
     model = onnx.load(tmp_path / "auto.onnx")
     onnx.checker.check_model(model)

@@ -8,10 +8,15 @@ import sys
 from pathlib import Path
 
 
-def jetkit(*args, cwd=None, timeout=240):
+def jetkit(*args, cwd=None, timeout=240, env=None):
     script = Path(sys.executable).with_name("jetkit")
     return subprocess.run(
-        [script, *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
     )
 
 

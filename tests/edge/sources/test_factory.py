@@ -8,6 +8,7 @@ from net_helpers import free_port
 
 from edge.errors import JetkitError
 from edge.sources import (
+    FileSource,
     GstSource,
     ImagesSource,
     OpenCVSource,
@@ -27,7 +28,7 @@ from .conftest import CLIP_FRAMES, read_all
     [
         ("test://", True, SyntheticSource),
         ("images://shots", True, ImagesSource),
-        ("clip.mp4", True, GstSource),
+        ("clip.mp4", True, FileSource),
         ("clip.mp4", False, OpenCVSource),
         ("v4l2:///dev/video0", False, OpenCVSource),
         ("rtsp://cam/s", True, GstSource),
@@ -44,7 +45,8 @@ def test_streams_need_gstreamer_where_opencv_cannot_stand_in():
 
 def test_opens_a_file_and_reads_it_to_the_end(clip_path):
     source = open_source(str(clip_path))
-    assert isinstance(source, GstSource) and len(read_all(source)) == CLIP_FRAMES
+    assert isinstance(source, FileSource) and source.reader == "gstreamer"
+    assert len(read_all(source)) == CLIP_FRAMES
 
 
 def test_live_gst_pipelines_reconnect_and_synthetic_ones_need_not():

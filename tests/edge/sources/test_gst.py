@@ -123,8 +123,14 @@ def test_a_closed_source_reads_nothing_even_with_a_frame_waiting():
 def test_known_failures_come_with_their_fix():
     debug = "Argus: Failed to create CaptureSession (in src/eglstream/...)"
     assert bus_error_text("nvarguscamerasrc0", "Internal data stream error.", debug) == (
-        "nvarguscamerasrc0: Internal data stream error.; restart the camera daemon: "
+        "nvarguscamerasrc0: Internal data stream error; restart the camera daemon: "
         "sudo systemctl restart nvargus-daemon"
+    )
+    assert bus_error_text(
+        "decodebin0", "Your GStreamer installation is missing a plug-in.", None
+    ) == (
+        "decodebin0: Your GStreamer installation is missing a plug-in; install GStreamer's "
+        "decoders: sudo apt-get install gstreamer1.0-libav gstreamer1.0-plugins-bad"
     )
     assert bus_error_text("rtspsrc0", "Could not open resource.", None) == (
         "rtspsrc0: Could not open resource."
