@@ -13,15 +13,22 @@ import sys
 from pathlib import Path
 
 from edge.cli import stderr_log
+from edge.commands import add_manifest_overrides
 from edge.errors import JetkitError
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from calibration.data import calibration_images, select_images
-    from edge.detector import Detector
+    from edge.commands import overrides_from_args
+    from edge.models import inferred_note, open_manifest
 
     source = Path(args.model)
-    manifest = Detector.open(source).manifest
+    overrides = overrides_from_args(args)
+    resolved = open_manifest(source, overrides)
+    note = inferred_note(resolved)
+    if note:
+        stderr_log(note)
+    manifest = resolved.manifest
     out_dir = Path(args.out or source.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = f"{source.stem}-{args.precision}"
@@ -61,7 +68,9 @@ def _calibrate(args: argparse.Namespace) -> int:
             from calibration.gate import run_gate
             from edge.datasets import load_dataset
 
-            report = run_gate(source, artifact, load_dataset(args.val).val, args.max_map_drop)
+            report = run_gate(
+                source, artifact, load_dataset(args.val).val, args.max_map_drop, overrides
+            )
             print(report.describe(), file=sys.stderr)
             (staging / f"{name}.gate.json").write_text(json.dumps(report.to_dict(), indent=2))
             if not report.passed:
@@ -89,7 +98,9 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         "TensorRT calibration cache from the same ranges. FP16: float16 inside, float32 I/O. "
         "With --val the artifact is refused (exit 1) when mAP50-95 drops too much.",
     )
-    parser.add_argument("model", help="the FP32 ONNX model (with its manifest)")
+    parser.add_argument(
+        "model", help="the FP32 ONNX model (its manifest embedded, beside it, or inferred)"
+    )
     parser.add_argument("--precision", choices=("int8", "fp16"), required=True)
     parser.add_argument("--data", help="calibration images: a folder, or a data.yaml (train split)")
     parser.add_argument(
@@ -124,4 +135,5 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         help="largest mAP50-95 loss in points (default 1.0)",
     )
     parser.add_argument("--out", help="output folder (default: beside the model)")
+    add_manifest_overrides(parser)
     parser.set_defaults(handler=_calibrate)

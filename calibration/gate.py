@@ -12,6 +12,7 @@ import numpy as np
 
 from edge.datasets import Sample
 from edge.evaluate import EVAL_THRESHOLDS, EvalResult, evaluate_detector
+from edge.models import Overrides
 
 
 @dataclass(frozen=True)
@@ -77,14 +78,16 @@ def run_gate(
     artifact_path: Path,
     samples: Sequence[Sample],
     max_map_drop: float,
+    fp32_overrides: Overrides = Overrides(),
     drift_images: int = 8,
 ) -> GateReport:
-    """Evaluate both models on `samples`; drift on the first `drift_images` inputs."""
+    """Evaluate both models on `samples`; drift on the first `drift_images` inputs. The FP32
+    model is read with the manifest overrides the artifact was made with."""
     from edge.detector import Detector
     from edge.images import read_image
 
     options = EVAL_THRESHOLDS.detector_options()
-    reference = Detector.open(fp32_path, **options)
+    reference = Detector.open(fp32_path, overrides=fp32_overrides, **options)
     candidate = Detector.open(artifact_path, **options)
     drift: dict[str, list[Drift]] = {}
     for sample in list(samples)[:drift_images]:

@@ -23,10 +23,10 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deploy.bundle_index import (
     ENGINES_DIR,
@@ -45,6 +45,11 @@ from deploy.bundle_index import (
 from edge.atomic import open_atomic
 from edge.errors import JetkitError
 
+if TYPE_CHECKING:
+    from edge.models import Overrides
+
+Log = Callable[[str], None]
+
 _CHUNK = 1 << 20
 
 
@@ -53,22 +58,56 @@ _CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class _Input:
+    """A bundle member: the file at `local`, or `data` made here (an inferred manifest, which is
+    never written beside the user's model)."""
+
     local: Path
     path: str
     role: str
+    data: bytes | None = None
+
+    def open(self) -> Any:
+        return io.BytesIO(self.data) if self.data is not None else open(self.local, "rb")
 
 
-def _model_inputs(model: Path) -> list[_Input]:
-    """An ONNX and its sidecar manifest, checked to agree (the manifest's sha256 is the file's)."""
+def _inferred_model_inputs(model: Path, overrides: Overrides, log: Log) -> list[_Input]:
+    """An ONNX without a sidecar, and the manifest `jetkit inspect` finds for it (embedded, or
+    inferred and marked so in its provenance) as the bundle's sidecar member."""
+    from edge.manifest import ArtifactSpec, sidecar_path
+    from edge.models import file_sha256, inferred_note, open_manifest
+
+    resolved = open_manifest(model, overrides)
+    note = inferred_note(resolved)
+    if note:
+        log(note)
+    manifest = resolved.manifest
+    artifact = manifest.artifact
+    manifest = manifest.replace(
+        artifact=ArtifactSpec(
+            file=model.name,
+            kind=artifact.kind if artifact else "onnx",
+            precision=artifact.precision if artifact else "fp32",
+            sha256=file_sha256(model),
+        )
+    )
+    sidecar = sidecar_path(model)
+    return [
+        _Input(model, f"{MODELS_DIR}/{model.name}", "model"),
+        _Input(
+            sidecar, f"{MODELS_DIR}/{sidecar.name}", "manifest", manifest.to_json().encode("utf-8")
+        ),
+    ]
+
+
+def _model_inputs(model: Path, overrides: Overrides, log: Log) -> list[_Input]:
+    """An ONNX and its sidecar manifest, checked to agree (the manifest's sha256 is the file's);
+    without a sidecar, the manifest found or inferred from the model itself."""
     from edge.manifest import ManifestError, load_manifest, sidecar_path
     from edge.models import file_sha256
 
     sidecar = sidecar_path(model)
     if not sidecar.is_file():
-        raise JetkitError(
-            f"{model} has no manifest {sidecar.name} beside it; write one with "
-            f"`jetkit inspect {model} --write-sidecar`"
-        )
+        return _inferred_model_inputs(model, overrides, log)
     try:
         manifest = load_manifest(sidecar)
     except ManifestError as exc:
@@ -85,13 +124,13 @@ def _model_inputs(model: Path) -> list[_Input]:
     ]
 
 
-def _directory_inputs(folder: Path) -> list[_Input]:
+def _directory_inputs(folder: Path, overrides: Overrides, log: Log) -> list[_Input]:
     from calibration.trt_cache import read_cache
 
     models = sorted(folder.glob("*.onnx"))
     if not models:
         raise JetkitError(f"{folder} holds no .onnx model; give a model folder or an ONNX file")
-    inputs = [item for model in models for item in _model_inputs(model)]
+    inputs = [item for model in models for item in _model_inputs(model, overrides, log)]
     for cache in sorted(folder.glob("*.cache")):
         read_cache(cache)  # a corrupt cache fails here, not on the device
         inputs.append(_Input(cache, f"{MODELS_DIR}/{cache.name}", "calibration-cache"))
@@ -127,17 +166,25 @@ def _engine_inputs(engine: Path) -> tuple[list[_Input], dict[str, Any]]:
 
 
 def collect_inputs(
-    models: Sequence[str | os.PathLike[str]], engines: Sequence[str | os.PathLike[str]] = ()
+    models: Sequence[str | os.PathLike[str]],
+    engines: Sequence[str | os.PathLike[str]] = (),
+    overrides: Overrides | None = None,
+    log: Log = lambda _message: None,
 ) -> tuple[list[_Input], list[dict[str, Any]]]:
     """What goes into a bundle for these model folders / ONNX files and engines, with each
-    engine's key; every name checked (two inputs may not land on the same member)."""
+    engine's key; every name checked (two inputs may not land on the same member). A model
+    without a manifest gets the one `jetkit inspect` infers, with `overrides`; `log` hears what
+    was inferred."""
+    from edge.models import Overrides
+
+    overrides = overrides or Overrides()
     inputs: list[_Input] = []
     for given in models:
         path = Path(given)
         if path.is_dir():
-            inputs += _directory_inputs(path)
+            inputs += _directory_inputs(path, overrides, log)
         elif path.is_file() and path.suffix == ".onnx":
-            inputs += _model_inputs(path)
+            inputs += _model_inputs(path, overrides, log)
         elif path.is_file():
             raise JetkitError(f"{path} is not an ONNX model; give a model folder or a .onnx file")
         else:
@@ -164,9 +211,9 @@ def collect_inputs(
     return unique, keys
 
 
-def _digest(path: Path) -> tuple[str, int]:
+def _digest(item: _Input) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
+    with item.open() as handle:
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
             size += len(chunk)
@@ -176,17 +223,19 @@ def _digest(path: Path) -> tuple[str, int]:
 def build_index(
     name: str, version: str, inputs: Sequence[_Input], engine_keys: Sequence[dict[str, Any]]
 ) -> BundleIndex:
-    from edge.manifest import load_manifest, sidecar_path
+    from edge.manifest import Manifest, sidecar_path
 
+    manifests = {item.path: item for item in inputs if item.role == "manifest"}
     members = []
     for item in inputs:
-        sha256, size = _digest(item.local)
+        sha256, size = _digest(item)
         members.append(Member(item.path, sha256, size, item.role))
     models, engines = [], []
     for item in inputs:
         manifest_path = f"{PurePosixPath(item.path).parent}/{sidecar_path(item.path).name}"
         if item.role == "model":
-            manifest = load_manifest(sidecar_path(item.local))
+            with manifests[manifest_path].open() as handle:
+                manifest = Manifest.from_json(handle.read().decode("utf-8"), manifest_path)
             artifact = manifest.artifact
             calibration = manifest.provenance.get("calibration")
             runtime = calibration.get("runtime") if isinstance(calibration, dict) else None
@@ -246,7 +295,7 @@ def write_bundle(out: Path, index: BundleIndex, inputs: Sequence[_Input]) -> Non
         tar.addfile(_tar_info(INDEX_NAME, len(index_bytes)), io.BytesIO(index_bytes))
         for item in inputs:
             member = index.member(item.path)
-            with open(item.local, "rb") as source:
+            with item.open() as source:
                 tar.addfile(_tar_info(item.path, member.size_bytes), _Verified(source, member))
 
 
@@ -362,6 +411,32 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleIndex:
         for info, member in _members(tar, index, source):
             _copy_checked(tar, info, member, None, source)
     return index
+
+
+def read_gate_outcomes(path: str | os.PathLike[str], index: BundleIndex) -> dict[str, bool]:
+    """Per model member with an accuracy-gate report in the bundle (`models/X.gate.json` beside
+    `models/X.onnx`, as `jetkit calibrate --val` writes them): whether the report says it passed.
+    A report that is not what calibrate writes counts as not passed."""
+    reports = {
+        m.path: m for m in index.members if m.role == "gate-report" and m.size_bytes <= _CHUNK
+    }
+    passed: dict[str, bool] = {}
+    with _open_tar(Path(path)) as tar:
+        for info in tar:
+            member = reports.get(info.name)
+            handle = tar.extractfile(info) if member is not None else None
+            if member is None or handle is None:
+                continue
+            data = handle.read()
+            try:
+                report = (
+                    json.loads(data) if hashlib.sha256(data).hexdigest() == member.sha256 else {}
+                )
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                report = {}
+            model = info.name.removesuffix(".gate.json") + ".onnx"
+            passed[model] = isinstance(report, dict) and report.get("passed") is True
+    return passed
 
 
 def read_index(path: str | os.PathLike[str]) -> BundleIndex:

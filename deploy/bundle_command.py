@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edge.commands import add_manifest_overrides
 from edge.errors import JetkitError
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ def describe_index(index: BundleIndex) -> str:
 def _bundle(args: argparse.Namespace) -> int:
     from deploy.bundle import build_index, collect_inputs, verify_bundle, write_bundle
     from deploy.bundle_index import check_release_name, parse_bundle_name
+    from edge.cli import stderr_log
+    from edge.commands import overrides_from_args
 
     if args.inputs[0] == VERIFY:
         if len(args.inputs) != 2 or args.out or args.include_engine:
@@ -50,7 +53,9 @@ def _bundle(args: argparse.Namespace) -> int:
         name, version = args.name or name, args.version or version
     check_release_name(name, "name")
     check_release_name(version, "version")
-    inputs, keys = collect_inputs(args.inputs, args.include_engine or ())
+    inputs, keys = collect_inputs(
+        args.inputs, args.include_engine or (), overrides_from_args(args), stderr_log
+    )
     index = build_index(name, version, inputs, keys)
     write_bundle(out, index, inputs)
     print(describe_index(index))
@@ -63,7 +68,8 @@ def register_bundle(subparsers: argparse._SubParsersAction) -> None:
         "bundle",
         help="pack models, manifests, calibration caches and engines into one .jkb file",
         description="`jetkit bundle MODEL_DIR_OR_ONNX… -o NAME-VERSION.jkb` packs every ONNX with "
-        "its manifest (a folder: all of its ONNX models, TensorRT calibration caches and gate "
+        "its manifest (beside it, embedded, or inferred as `jetkit inspect` does: marked so, with "
+        "the guessed fields listed; a folder: all of its ONNX models, TensorRT calibration caches and gate "
         "reports), and prebuilt engines given with --include-engine, into one tar with an index "
         "of every member's sha256. `jetkit bundle verify FILE.jkb` checks one.",
     )
@@ -82,4 +88,5 @@ def register_bundle(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", help="release name (default: from the -o file name)")
     parser.add_argument("--version", help="release version (default: from the -o file name)")
+    add_manifest_overrides(parser)
     parser.set_defaults(handler=_bundle)

@@ -176,7 +176,13 @@ def register_flash(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("bundle", help="the bundle, NAME-VERSION.jkb")
     _add_target_arguments(parser)
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp16")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "int8"),
+        default="auto",
+        help="auto (default): FP16 where TensorRT is; on ONNX Runtime's CPU the INT8 ONNX where "
+        "it passed its accuracy gate, else FP32. The preflight says which and why",
+    )
     parser.add_argument("--keep", type=int, default=3, help="releases kept on the device")
     parser.add_argument("--workspace", default="1G", help="TensorRT build workspace limit")
     parser.add_argument("--result-json", metavar="FILE", help="also write the outcome as JSON")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import verify_bundle
+from deploy.bundle import read_gate_outcomes, verify_bundle
 from deploy.bundle_index import BundleIndex
-from deploy.plan import DeviceFacts, ModelPlan, preflight
+from deploy.plan import AUTO, PRECISIONS, DeviceFacts, ModelPlan, choose_precision, preflight
 from deploy.transport import AgentTransport
 from edge.errors import JetkitError
 
@@ -27,13 +27,17 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class FlashSettings:
-    precision: str = "fp16"
+    precision: str = AUTO  # or one of PRECISIONS
     keep: int = 3
     health_timeout_s: float = 60.0
     daemon_url: str = "http://127.0.0.1:8080"
     workspace: str = "1G"
 
     def __post_init__(self) -> None:
+        if self.precision not in (AUTO, *PRECISIONS):
+            raise JetkitError(
+                f"--precision must be {AUTO} or one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.keep < 1:
             raise JetkitError(f"--keep must be >= 1, got {self.keep}")
         if not 0 < self.health_timeout_s <= 3600:
@@ -92,13 +96,17 @@ def flash(
     raw_facts = transport.call("facts", daemon)
     facts = DeviceFacts.from_dict(raw_facts)
     installed = index.release in raw_facts.get("installed", [])
-    plan = preflight(index, settings.precision, facts, installed, settings.workspace)
+    precision, why = settings.precision, "as asked"
+    if precision == AUTO:
+        precision, why = choose_precision(index, facts, read_gate_outcomes(bundle, index))
+    plan = preflight(index, precision, facts, installed, settings.workspace)
     running = facts.daemon and facts.daemon.get("running")
     log(
         f"  {device}: L4T {facts.l4t or '-'}, TensorRT {facts.tensorrt or '-'}, "
         f"{facts.free_disk_bytes / 2**20:.0f} MiB free, daemon "
         + ("running" if running else f"not running at {settings.daemon_url}")
     )
+    log(f"  precision: {precision} ({why})")
     log(f"  plan: {plan.describe()}")
     name = upload_name(index)
     size = bundle.stat().st_size
@@ -136,7 +144,7 @@ def flash(
         {
             "name": index.name,
             "version": index.version,
-            "precision": settings.precision,
+            "precision": precision,
             "daemon_url": settings.daemon_url,
             "health_timeout_s": settings.health_timeout_s,
             "keep": settings.keep,

@@ -4,6 +4,7 @@ the bundle or the device's cache. Pure functions; `preflight` raises the errors 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,32 @@ def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelP
     prebuilt = next((e.file for e in index.engines if e.key.get("name") == key["name"]), None)
     cached = prebuilt is None and key["name"] in facts.engines
     return ModelPlan(precision, "tensorrt", source.file, key, prebuilt, cached, calib_cache)
+
+
+AUTO = "auto"
+
+
+def choose_precision(
+    index: BundleIndex, facts: DeviceFacts, gate_passed: Mapping[str, bool]
+) -> tuple[str, str]:
+    """`--precision auto`: what to flash to this device, and why (the preflight says it).
+
+    With TensorRT, FP16: every Jetson GPU runs it at about twice FP32's speed with no
+    calibration to trust. Without, ONNX Runtime on the CPU: the bundle's INT8 ONNX in the CPU
+    format where its accuracy-gate report (`gate_passed`, by model member) says it passed,
+    else FP32 (an FP16 ONNX runs no faster there), else what the bundle has."""
+    if facts.tensorrt:
+        return "fp16", f"TensorRT {facts.tensorrt} is on {facts.host}: an FP16 engine"
+    cpu = f"no TensorRT on {facts.host}, so ONNX Runtime on its CPU"
+    int8 = index.model("int8")
+    if int8 is not None and int8.runtime == "cpu" and gate_passed.get(int8.file):
+        return "int8", f"{cpu}, and the bundle's INT8 ONNX for the CPU passed its accuracy gate"
+    for precision in ("fp32", "fp16", "int8"):
+        if index.model(precision) is not None:
+            return precision, f"{cpu}: the bundle's {precision.upper()} ONNX" + (
+                "" if precision == "fp32" else " (it has no FP32 one)"
+            )
+    raise JetkitError(f"bundle {index.release} holds no ONNX model; make it with `jetkit bundle`")
 
 
 def disk_needed_bytes(index: BundleIndex) -> int:

@@ -17,6 +17,12 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend", choices=("onnxruntime", "tensorrt"), help="default: from the file type"
     )
+    add_manifest_overrides(parser)
+
+
+def add_manifest_overrides(parser: argparse.ArgumentParser) -> None:
+    """`--format`, `--classes`, `--imgsz`: what a model without a manifest may need said (every
+    verb that takes such a model has them; `overrides_from_args` reads them)."""
     group = parser.add_argument_group("manifest overrides (for models without a manifest)")
     group.add_argument(
         "--format",
@@ -39,7 +45,7 @@ def _add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _overrides(args: argparse.Namespace) -> Any:
+def overrides_from_args(args: argparse.Namespace) -> Any:
     from edge.models import Overrides, parse_classes, parse_imgsz
 
     return Overrides(
@@ -58,7 +64,7 @@ def _open_detector(args: argparse.Namespace, **kwargs: Any) -> Any:
     if getattr(args, "providers", None):
         options["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
     return Detector.open(
-        args.model, args.backend, _overrides(args), backend_options=options, **kwargs
+        args.model, args.backend, overrides_from_args(args), backend_options=options, **kwargs
     )
 
 
@@ -86,25 +92,22 @@ def run_inspect(args: argparse.Namespace) -> int:
     from edge.backends import open_backend
     from edge.errors import JetkitError
     from edge.manifest import save_manifest, sidecar_path
-    from edge.models import resolve_manifest, sidecar_manifest
+    from edge.models import inferred_note, resolve_manifest, sidecar_manifest
 
     try:
         backend = open_backend(args.model, args.backend)
     except JetkitError as exc:
-        unchecked = sidecar_manifest(args.model, _overrides(args))
+        unchecked = sidecar_manifest(args.model, overrides_from_args(args))
         if unchecked is None:
             raise
         print(f"jetkit: note: showing the sidecar manifest unchecked: {exc}", file=sys.stderr)
         resolved = unchecked
     else:
-        resolved = resolve_manifest(args.model, backend, _overrides(args))
+        resolved = resolve_manifest(args.model, backend, overrides_from_args(args))
     manifest = resolved.manifest
-    if resolved.guessed:
-        print(
-            f"jetkit: note: {args.model} has no jetkit manifest; guessed {', '.join(resolved.guessed)} "
-            "(override with --format, --classes, --imgsz)",
-            file=sys.stderr,
-        )
+    note = inferred_note(resolved)
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         print(manifest.to_json(), end="")
     else:

@@ -233,7 +233,15 @@ def infer_manifest(
             precision="fp16" if image.dtype == "float16" else "fp32",
             sha256=sha256,
         ),
-        provenance={"inferred_by": "jetkit inspect", "source_metadata": sorted(metadata)},
+        # Marked, so that a bundle, an artifact or a device showing it says it was not written
+        # by whoever made the model, and which parts are guesses to check.
+        provenance={
+            "inferred": {
+                "by": "jetkit inspect",
+                "guessed": list(guessed),
+                "source_metadata": sorted(metadata),
+            }
+        },
     )
     return manifest, tuple(guessed)
 
@@ -297,6 +305,35 @@ def resolve_manifest(
     manifest = apply_overrides(resolved.manifest, overrides)
     check_against_backend(manifest, backend, resolved.source or str(path))
     return ResolvedManifest(manifest, resolved.origin, resolved.guessed, resolved.source)
+
+
+def open_manifest(path: str | Path, overrides: Overrides = Overrides()) -> ResolvedManifest:
+    """The manifest of the ONNX at `path` as `jetkit inspect` finds it (embedded, sidecar or
+    inferred, then checked against the model), reading the model with ONNX Runtime on the CPU:
+    what bundling needs of a model without running it."""
+    from edge.backends import open_backend
+
+    backend = open_backend(str(path), "onnxruntime", providers=["CPUExecutionProvider"])
+    try:
+        return resolve_manifest(path, backend, overrides)
+    finally:
+        backend.close()
+
+
+def inferred_note(resolved: ResolvedManifest) -> str | None:
+    """The line that tells a user their model's manifest was inferred, and what was guessed;
+    None for a model with its own manifest."""
+    if resolved.origin != "inferred":
+        return None
+    guessed = (
+        f"; guessed {', '.join(resolved.guessed)} (override with --format, --classes, --imgsz)"
+        if resolved.guessed
+        else ""
+    )
+    return (
+        f"jetkit: note: {resolved.source} has no jetkit manifest; inferred one from its "
+        f"metadata and tensor shapes{guessed}"
+    )
 
 
 def sidecar_manifest(

@@ -76,6 +76,27 @@ def blob_onnx(models_dir):
 
 
 @pytest.fixture(scope="session")
+def ultralytics_like_onnx(models_dir):
+    """The sample detector as an Ultralytics export ships a model: no jetkit manifest, and
+    Ultralytics' own metadata_props (Python reprs) from which `jetkit inspect` infers one."""
+    path = models_dir / "ultralytics" / "yolov8n.onnx"
+    path.parent.mkdir()
+    metadata = {
+        "description": "Ultralytics YOLOv8n model trained on blobs.yaml",
+        "author": "Ultralytics",
+        "task": "detect",
+        "stride": "32",
+        "batch": "1",
+        "imgsz": "[320, 320]",
+        "names": repr(dict(enumerate(BLOB_CLASSES))),
+    }
+    build_blob_detector(
+        path, dynamic_batch=False, max_batch=1, manifest_in="none", metadata=metadata
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def scene_bgr() -> np.ndarray:
     return draw_blob_scene(SCENE_SIZE_WH, SCENE_BOXES)
 

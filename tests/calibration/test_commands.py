@@ -109,3 +109,24 @@ def test_auto_exclude_keeps_the_worst_node_in_float(blob_onnx, blob_val, tmp_pat
         "--auto-exclude must be >= 0, got -1",
     )
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_a_model_without_a_manifest_is_calibrated_with_the_inferred_one(
+    ultralytics_like_onnx, blob_val, tmp_path
+):
+    """An Ultralytics export as it comes: the manifest `jetkit inspect` infers drives the
+    calibration and the gate, and the artifact's manifest says it was inferred."""
+    result = jetkit(
+        "calibrate", ultralytics_like_onnx, "--precision", "int8", "--runtime", "cpu",
+        "--data", blob_val, "--images", "8", "--val", blob_val, "--out", tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "yolov8n.onnx has no jetkit manifest; inferred one" in result.stderr
+    manifest = load_manifest(tmp_path / "yolov8n-int8.json")
+    assert manifest.classes == ("red", "green", "blue")
+    assert manifest.provenance["inferred"] == {
+        "by": "jetkit inspect",
+        "guessed": [],
+        "source_metadata": ["author", "batch", "description", "imgsz", "names", "stride", "task"],
+    }
+    assert json.loads((tmp_path / "yolov8n-int8.gate.json").read_text())["passed"]

@@ -227,12 +227,65 @@ def test_the_index_must_come_first_and_member_sizes_must_match(tmp_path):
 # --- what may go in ------------------------------------------------------------------------------
 
 
-def test_models_without_a_matching_manifest_are_refused(release_folder, tmp_path):
-    bare = tmp_path / "bare.onnx"
-    bare.write_bytes((release_folder / "blob.onnx").read_bytes())
-    assert_user_error(
-        jetkit("bundle", bare, "-o", tmp_path / "b-1.jkb"), "bare.json", "--write-sidecar"
+def test_a_model_without_a_manifest_goes_in_with_the_one_inspect_infers(
+    ultralytics_like_onnx, tmp_path
+):
+    out = tmp_path / "det-1.0.0.jkb"
+    result = jetkit("bundle", ultralytics_like_onnx, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert "yolov8n.onnx has no jetkit manifest; inferred one" in result.stderr
+    assert not ultralytics_like_onnx.with_suffix(".json").exists()  # the user's folder as it was
+    index = extract_bundle(out, tmp_path / "out")
+    assert [(m.file, m.manifest, m.precision) for m in index.models] == [
+        ("models/yolov8n.onnx", "models/yolov8n.json", "fp32")
+    ]
+    manifest = load_manifest(tmp_path / "out" / "models" / "yolov8n.json")
+    inspected = json.loads(jetkit("inspect", ultralytics_like_onnx, "--json").stdout)
+    assert manifest.classes == tuple(inspected["classes"]) == ("red", "green", "blue")
+    assert manifest.provenance["inferred"]["by"] == "jetkit inspect"
+    assert manifest.provenance["inferred"]["guessed"] == []  # Ultralytics' metadata said it all
+    assert manifest.artifact.sha256 == _sha256(ultralytics_like_onnx)
+
+
+def test_a_model_whose_manifest_cannot_be_inferred_names_the_flag(tmp_path):
+    """An NMS-in-graph output `[1, 100, 6]` without class names: the number of classes cannot be
+    told, so the bundle asks for --classes, and takes the model once they are given."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [3], [1, 100, 6])
+    flat = helper.make_tensor("flat", TensorProto.INT64, [2], [1, -1])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Reshape", ["images", "flat"], ["rows"]),
+            helper.make_node("Slice", ["rows", "zero", "six_hundred", "one"], ["head"]),
+            helper.make_node("Reshape", ["head", "shape"], ["output0"]),
+        ],
+        "end2end",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 100, 6])],
+        [
+            shape,
+            flat,
+            helper.make_tensor("zero", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("six_hundred", TensorProto.INT64, [1], [600]),
+            helper.make_tensor("one", TensorProto.INT64, [1], [1]),
+        ],
     )
+    model = tmp_path / "nms.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+    out = tmp_path / "nms-1.0.jkb"
+    assert_user_error(jetkit("bundle", model, "-o", out), "nms.onnx", "pass --classes")
+    assert not out.exists()
+    result = jetkit("bundle", model, "-o", out, "--classes", "car,truck")
+    assert result.returncode == 0, result.stderr
+    extract_bundle(out, tmp_path / "out")
+    manifest = load_manifest(tmp_path / "out" / "models" / "nms.json")
+    assert manifest.classes == ("car", "truck") and manifest.output.format == "end2end"
+    assert "classes" not in manifest.provenance["inferred"]["guessed"]
+
+
+def test_models_without_a_matching_manifest_are_refused(release_folder, tmp_path):
     changed = tmp_path / "changed"
     changed.mkdir()
     # Artifacts record their file's sha256 (`jetkit calibrate`, `jetkit export` write it).

@@ -23,11 +23,14 @@ from deploy.device import Layout, current_release, load_state
 from deploy.flash import upload_name
 
 
-def _flash(bundle, root, *extra, daemon=None):
+def _flash(bundle, root, *extra, daemon=None, precision="fp16"):
+    """`jetkit flash` to a file:// root; FP16 unless `extra` or `precision` says otherwise (the
+    bundles' FP16 model is the one `bundles.broken` breaks)."""
     url = daemon.url if daemon else f"http://127.0.0.1:{free_port()}"
+    chosen = () if "--precision" in extra else ("--precision", precision)
     return jetkit(
         "flash", bundle, "--target", f"file://{root}", "--daemon", url, "--health-timeout", "30",
-        *extra,
+        *chosen, *extra,
     )  # fmt: skip
 
 
@@ -77,6 +80,47 @@ def test_flash_reload_health_check_and_rollback_with_the_real_daemon(bundles, da
     assert current_release(layout) == ("blob", "1.0.0")
     assert daemon.serving().endswith("1.0.0/models/blob-fp16.onnx")
     assert daemon.process.poll() is None  # the streams never stopped
+
+
+def test_the_default_precision_follows_the_device_and_the_gate(bundles, release_folder, tmp_path):
+    """No TensorRT on a file:// device root: ONNX Runtime on the CPU runs the INT8 artifact that
+    passed its gate; without its gate report, the FP32 model."""
+    root = tmp_path / "device"
+    gated = _flash(bundles("1.0.0"), root, precision="auto")
+    assert gated.returncode == 0, gated.stderr
+    release = Layout(root).release("blob", "1.0.0")
+    assert json.loads((release / "release.json").read_text())["model"] == "models/blob-int8.onnx"
+    assert "precision: int8 (no TensorRT on" in gated.stderr
+    assert "passed its accuracy gate" in gated.stderr
+
+    ungated = tmp_path / "ungated"
+    ungated.mkdir()
+    for path in release_folder.iterdir():
+        if not path.name.endswith(".gate.json"):
+            (ungated / path.name).write_bytes(path.read_bytes())
+    bundle = tmp_path / "blob-1.1.0.jkb"
+    assert jetkit("bundle", ungated, "-o", bundle).returncode == 0
+    fallback = _flash(bundle, root, precision="auto")
+    assert fallback.returncode == 0, fallback.stderr
+    release = Layout(root).release("blob", "1.1.0")
+    assert json.loads((release / "release.json").read_text())["model"] == "models/blob.onnx"
+    assert "precision: fp32 (no TensorRT on" in fallback.stderr
+
+
+def test_a_bundle_with_an_inferred_manifest_runs_on_the_device(ultralytics_like_onnx, tmp_path):
+    """An Ultralytics export bundled as it is, flashed: the device's release has the model and
+    the inferred manifest beside it, and the runtime reads it with that manifest."""
+    bundle = tmp_path / "det-1.0.0.jkb"
+    assert jetkit("bundle", ultralytics_like_onnx, "-o", bundle).returncode == 0
+    root = tmp_path / "device"
+    result = _flash(bundle, root, precision="auto")
+    assert result.returncode == 0, result.stderr
+    assert "precision: fp32 (no TensorRT on" in result.stderr
+    model = Layout(root).release("det", "1.0.0") / "models" / "yolov8n.onnx"
+    inspected = jetkit("inspect", model, "--json")
+    assert inspected.returncode == 0, inspected.stderr
+    assert "no jetkit manifest" not in inspected.stderr  # its sidecar came with the bundle
+    assert json.loads(inspected.stdout)["classes"] == ["red", "green", "blue"]
 
 
 def test_keep_prunes_the_oldest_releases_but_never_the_active_one(bundles, tmp_path):
@@ -150,7 +194,15 @@ def test_a_flash_killed_during_its_commit_still_ends_checked_on_the_device(
     script = Path(sys.executable).with_name("jetkit")
     command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
     process = subprocess.Popen(
-        [*map(str, command), "--daemon", daemon.url, "--health-timeout", "30"],
+        [
+            *map(str, command),
+            "--daemon",
+            daemon.url,
+            "--health-timeout",
+            "30",
+            "--precision",
+            "fp16",
+        ],
         stderr=subprocess.PIPE,
     )
     layout = Layout(root)
@@ -181,7 +233,15 @@ def test_ctrl_c_during_the_commit_waits_for_the_device_to_finish(bundles, daemon
     script = Path(sys.executable).with_name("jetkit")
     command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
     process = subprocess.Popen(
-        [*map(str, command), "--daemon", daemon.url, "--health-timeout", "30"],
+        [
+            *map(str, command),
+            "--daemon",
+            daemon.url,
+            "--health-timeout",
+            "30",
+            "--precision",
+            "fp16",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -263,7 +323,7 @@ def test_on_a_jetson_the_engine_is_built_on_the_device_cached_and_served(
     """With TensorRT here: the first flash builds the FP16 engine through `jetkit build` and
     caches it; the daemon serves the engine; the next version of the same model reuses it."""
     root = tmp_path / "device"
-    first = _flash(bundles("1.0.0"), root)
+    first = _flash(bundles("1.0.0"), root, "--precision", "fp16")
     assert first.returncode == 0, first.stderr
     assert "built on the device" in first.stderr and "build:" in first.stderr
     layout = Layout(root)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from deploy.bundle_index import BundleEngine, BundleIndex, BundleModel, Member
-from deploy.plan import DeviceFacts, engine_key, plan_model, preflight
+from deploy.plan import DeviceFacts, choose_precision, engine_key, plan_model, preflight
 from edge.errors import JetkitError
 
 SHA = {name: f"{k:x}" * 64 for k, name in enumerate(("fp32", "fp16", "int8", "cache"), 1)}
@@ -128,3 +128,20 @@ def test_preflight_refuses_an_engine_build_without_memory_for_its_workspace():
     key = plan_model(_index(), "fp16", small).key
     cached = dataclasses.replace(small, engines=(key["name"],))
     assert preflight(_index(), "fp16", cached, workspace="1G").cached  # nothing to build
+
+
+def test_the_default_precision_follows_the_device():
+    """`--precision auto`: FP16 engines where TensorRT is; on ONNX Runtime's CPU the INT8 ONNX
+    only when it is in the CPU format and its gate report passed, else FP32."""
+    int8 = "models/m-int8.onnx"
+    cpu = _facts(tensorrt=None)
+    assert choose_precision(_index("cpu"), _facts(), {int8: True})[0] == "fp16"
+    precision, why = choose_precision(_index("cpu"), cpu, {int8: True})
+    assert precision == "int8" and "no TensorRT on orin" in why and "passed" in why
+    assert choose_precision(_index("cpu"), cpu, {int8: False})[0] == "fp32"
+    assert choose_precision(_index("cpu"), cpu, {})[0] == "fp32"  # never gated
+    assert choose_precision(_index("tensorrt"), cpu, {int8: True})[0] == "fp32"
+    only_fp16 = _index(None)
+    only_fp16 = BundleIndex("m", "1.0", only_fp16.members, only_fp16.models[1:], ())
+    precision, why = choose_precision(only_fp16, cpu, {})
+    assert precision == "fp16" and "no FP32" in why
