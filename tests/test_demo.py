@@ -15,6 +15,9 @@ import pytest
 from cli_helpers import jetkit
 
 TINY = ("--quick", "--epochs", "1", "--imgsz", "96", "--serve-s", "5")
+# Two demo runs in the fixture: each has its own 600 s limit, which pyproject's 300 s per test
+# would cut short on a slow machine.
+pytestmark = pytest.mark.timeout(1500)
 
 
 @pytest.fixture(scope="module")

@@ -97,10 +97,14 @@ def test_auto_exclude_keeps_the_worst_node_in_float(blob_onnx, blob_val, tmp_pat
     result = jetkit(*calibrate, "--images", "4", "--auto-exclude", "1", "--out", tmp_path)
     assert result.returncode == 0, result.stderr
     calibration = load_manifest(tmp_path / "blob-int8.json").provenance["calibration"]
-    assert len(calibration["auto_excluded"]) == 1
-    assert calibration["auto_excluded"][0] in calibration["excluded_nodes"]
-    assert calibration["sensitivity"]["images"] == 4
-    assert "auto-excluded 1 node(s)," in result.stderr
+    sensitivity = calibration["sensitivity"]
+    # Whether the worst node helps in float at all rests on the CPU's INT8 arithmetic: it is
+    # kept exactly when it lowered the error, and then stays in float.
+    kept = calibration.get("auto_excluded", [])
+    assert len(kept) == (1 if sensitivity["ranking"][0]["error_reduction"] > 0 else 0)
+    assert set(kept) <= set(calibration["excluded_nodes"])
+    assert sensitivity["images"] == 4 and sensitivity["error_after"] <= sensitivity["error_before"]
+    assert f"auto-excluded {len(kept)} node(s)" in result.stderr
     # ONNX Runtime's advice shows once, from the calibration, not once per node ranked.
     assert "WARNING" not in result.stderr.split("ranking", 1)[1]
 

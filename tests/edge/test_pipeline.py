@@ -161,8 +161,9 @@ def test_a_live_stream_faster_than_the_pipeline_keeps_only_the_newest_frame(dete
     stale = summary["streams"]["cam"]["drops"].get("stale", 0)
     assert camera.reads == 200 and delivered + stale <= 200
     assert stale > 50 and delivered < 150
-    # Bounded latency: a frame waits behind at most a few others, not behind the whole backlog.
-    assert summary["e2e"]["max_ms"] < 1000
+    # Bounded latency: no frame waits behind the backlog the dropped frames would have made (a
+    # bound relative to this run's own drops, so that a slower machine moves both together).
+    assert summary["e2e"]["max_ms"] < 0.5 * stale * sink.delay_s * 1000
 
 
 def test_a_failing_batch_is_counted_and_the_stream_goes_on(detector, overlap):
@@ -196,11 +197,13 @@ def test_stop_ends_a_live_run_and_closes_the_sinks(detector, overlap):
         [("cam", camera)], detector, [sink], metrics, PipelineConfig(overlap=overlap)
     )
     pipeline.start()
-    time.sleep(0.3)
-    started = time.monotonic()
+    deadline = time.monotonic() + 30
+    while not sink.results and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sink.results, "nothing delivered in 30 s"
     pipeline.stop()
-    assert pipeline.wait(5.0) and time.monotonic() - started < 2.0
-    assert sink.closed and len(sink.results) >= 1
+    assert pipeline.wait(10.0)  # a live source never ends by itself: only stop() ended it
+    assert sink.closed
 
 
 def test_stages_overlap_only_when_inference_leaves_the_cpu_to_them(detector):
