@@ -19,10 +19,13 @@ from edge.errors import JetkitError
 
 def _calibrate(args: argparse.Namespace) -> int:
     from calibration.data import calibration_images, select_images
+    from edge.atomic import write_text_atomic
     from edge.commands import overrides_from_args
     from edge.models import inferred_note, open_manifest
 
     source = Path(args.model)
+    if args.report and not args.val:
+        raise JetkitError("--report writes the gate report: give --val too")
     overrides = overrides_from_args(args)
     resolved = open_manifest(source, overrides)
     note = inferred_note(resolved)
@@ -72,7 +75,11 @@ def _calibrate(args: argparse.Namespace) -> int:
                 source, artifact, load_dataset(args.val).val, args.max_map_drop, overrides
             )
             print(report.describe(), file=sys.stderr)
-            (staging / f"{name}.gate.json").write_text(json.dumps(report.to_dict(), indent=2))
+            report_text = json.dumps(report.to_dict(), indent=2)
+            (staging / f"{name}.gate.json").write_text(report_text)
+            if args.report:
+                Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(Path(args.report), report_text + "\n")
             if not report.passed:
                 print(
                     f"jetkit: refused: {name} loses {report.map_drop:.2f} mAP50-95 points "
@@ -133,6 +140,11 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=1.0,
         help="largest mAP50-95 loss in points (default 1.0)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="with --val: also write the gate report here, whether the artifact passed or not",
     )
     parser.add_argument("--out", help="output folder (default: beside the model)")
     add_manifest_overrides(parser)

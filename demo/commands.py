@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +42,7 @@ def settings_for(args: argparse.Namespace) -> DemoSettings:
         "imgsz": args.imgsz,
         "serve_s": args.serve_s,
         "bench_s": args.bench_s,
+        "max_map_drop": args.max_map_drop,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(settings, **changes) if changes else settings
@@ -56,6 +58,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     settings = settings_for(args)
     paths = Paths(Path(args.out), settings.data_key)
+    # What an earlier run made here is made again; an artifact it left that this run's gate
+    # refuses must not be bundled, benchmarked or shown as this run's.
+    for stale in (paths.onnx_dir, paths.results, paths.logs, paths.out / "samples"):
+        shutil.rmtree(stale, ignore_errors=True)
     paths.results.mkdir(parents=True, exist_ok=True)
     write_text_atomic(paths.serve_config, serve_config_text(settings, paths))
     version = next_release_version(installed_releases(Layout(paths.device)))
@@ -89,6 +95,14 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--imgsz", type=int, help="image size (a multiple of 32)")
     parser.add_argument("--serve-s", type=float, help="how long the daemon runs (default 15)")
     parser.add_argument("--bench-s", type=float, help="seconds per jetkit bench (default 3)")
+    parser.add_argument(
+        "--max-map-drop",
+        type=float,
+        metavar="POINTS",
+        help="the FP16/INT8 accuracy gate: largest mAP50-95 loss against FP32 (default 1.0). A "
+        "refused INT8 artifact is tried again (--auto-exclude, percentile) for up to 5 minutes; "
+        "what is still refused is left out, and the device gets what passed",
+    )
     parser.add_argument(
         "--quiet", action="store_true", help="only the step lines, not their output"
     )

@@ -9,6 +9,7 @@ Runtime loaded afterwards crashes when it raises).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,8 +18,18 @@ from pathlib import Path
 from edge.errors import JetkitError
 
 ARTIFACTS = ("fp32", "fp16", "int8")
+GATED = ("fp16", "int8")
 MODELS = ("teacher", "plain", "distilled")
 RELEASE_NAME = "demo-detector"
+# `jetkit calibrate`'s exit status when the accuracy gate refuses the artifact (errors are 2).
+REFUSED_STATUS = 1
+# What the refusal recommends, tried in turn while the INT8 step has run less than its budget:
+# layers kept in float, then another range estimate with them.
+INT8_RETRIES = (
+    ("6 most sensitive layers in float (--auto-exclude 6)", ("--auto-exclude", "6")),
+    ("percentile ranges, 6 layers in float", ("--method", "percentile", "--auto-exclude", "6")),
+)
+INT8_RETRY_BUDGET_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class DemoSettings:
     serve_s: float = 15.0
     stream: str = "test://?fps=15&size=640x480"
     seed: int = 0
+    max_map_drop: float = 1.0  # the FP16/INT8 gate, mAP50-95 points against FP32
 
     def __post_init__(self) -> None:
         for name in ("train_images", "val_images", "batch", "teacher_epochs", "student_epochs"):
@@ -49,6 +61,8 @@ class DemoSettings:
             raise JetkitError(f"demo imgsz must be a multiple of 32, >= 64; got {self.imgsz}")
         if self.bench_s <= 0 or self.serve_s <= 0:
             raise JetkitError("demo bench_s and serve_s must be > 0")
+        if not math.isfinite(self.max_map_drop):
+            raise JetkitError(f"demo max_map_drop must be a number, got {self.max_map_drop}")
 
     @property
     def data_key(self) -> str:
@@ -58,15 +72,33 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """Another try of a refused step: what it changes, and its whole `argv`."""
+
+    why: str
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Step:
     """One command: `argv` after `jetkit`, its log file, and (for `serve`) how long it runs
-    before it is stopped with SIGTERM."""
+    before it is stopped with SIGTERM.
+
+    A gated step (`optional`) may be refused (exit REFUSED_STATUS): its `retries` are tried in
+    turn while the step has run less than `retry_budget_s`, and if every try is refused the
+    demo goes on without its output. A step that `needs` a refused step runs `instead` (or is
+    skipped when that is None)."""
 
     key: str
     title: str
     argv: tuple[str, ...]
     run_s: float | None = None
     stdout: Path | None = None
+    optional: bool = False
+    retries: tuple[Retry, ...] = ()
+    retry_budget_s: float = 0.0
+    needs: str | None = None
+    instead: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,10 @@ class Paths:
     def gate_report(self, precision: str) -> Path:
         """Where `jetkit calibrate --val` puts an artifact's gate report (FP16, INT8)."""
         return self.artifact(precision).with_suffix(".gate.json")
+
+    def try_report(self, precision: str, attempt: int) -> Path:
+        """The gate report of one try (0: the first), written whether it passed or not."""
+        return self.result(f"gate-{precision}" + (f"-retry{attempt}" if attempt else "") + ".json")
 
     @property
     def bundle(self) -> Path:
@@ -203,7 +239,7 @@ def plan(settings: DemoSettings, paths: Paths, version: str = "1.0.0") -> list[S
             stdout=p.result("eval-distilled.json"),
         )
     )
-    gate = ("--val", data_yaml)
+    gate = ("--val", data_yaml, "--max-map-drop", f"{s.max_map_drop:g}")
     steps += [
         Step(
             "export",
@@ -223,27 +259,36 @@ def plan(settings: DemoSettings, paths: Paths, version: str = "1.0.0") -> list[S
         Step(
             "fp16",
             "FP16 artifact through the accuracy gate",
-            ("calibrate", str(p.artifact("fp32")), "--precision", "fp16", *gate),
-        ),
-        Step(
-            "int8",
-            f"INT8 artifact (ONNX Runtime's CPU format, {s.calib_images} calibration images) "
-            "through the accuracy gate",
             (
                 "calibrate",
                 str(p.artifact("fp32")),
                 "--precision",
-                "int8",
-                "--runtime",
-                "cpu",
-                "--data",
-                data_yaml,
-                "--images",
-                str(s.calib_images),
+                "fp16",
                 *gate,
+                "--report",
+                str(p.try_report("fp16", 0)),
             ),
-        ),  # fmt: skip
+            optional=True,
+        ),
     ]
+    int8 = (
+        "calibrate", str(p.artifact("fp32")), "--precision", "int8", "--runtime", "cpu",
+        "--data", data_yaml, "--images", str(s.calib_images), *gate,
+    )  # fmt: skip
+    steps.append(
+        Step(
+            "int8",
+            f"INT8 artifact (ONNX Runtime's CPU format, {s.calib_images} calibration images) "
+            "through the accuracy gate",
+            (*int8, "--report", str(p.try_report("int8", 0))),
+            optional=True,
+            retries=tuple(
+                Retry(why, (*int8, *extra, "--report", str(p.try_report("int8", k))))
+                for k, (why, extra) in enumerate(INT8_RETRIES, 1)
+            ),
+            retry_budget_s=INT8_RETRY_BUDGET_S,
+        )
+    )
     for precision in ARTIFACTS:
         steps.append(
             Step(
@@ -259,25 +304,28 @@ def plan(settings: DemoSettings, paths: Paths, version: str = "1.0.0") -> list[S
                     "--json",
                     str(p.result(f"bench-{precision}.json")),
                 ),
+                needs=precision if precision in GATED else None,
             )  # fmt: skip
         )
+
+    def detect(precision: str) -> tuple[str, ...]:
+        return (
+            "detect", str(p.artifact(precision)), str(p.data / "images" / "val"),
+            "--save", str(p.out / "samples"), "--json",
+        )  # fmt: skip
+
     steps += [
         Step(
             "detect",
-            "annotated sample frames (INT8 artifact)",
-            (
-                "detect",
-                str(p.artifact("int8")),
-                str(p.data / "images" / "val"),
-                "--save",
-                str(p.out / "samples"),
-                "--json",
-            ),
+            "annotated sample frames (INT8 artifact; FP32 where INT8 was refused)",
+            detect("int8"),
             stdout=p.result("detect.jsonl"),
-        ),  # fmt: skip
+            needs="int8",
+            instead=detect("fp32"),
+        ),
         Step(
             "bundle",
-            "bundle of the three artifacts",
+            "bundle of the artifacts that passed their gate, and FP32",
             (
                 "bundle",
                 str(p.onnx_dir),
@@ -291,14 +339,14 @@ def plan(settings: DemoSettings, paths: Paths, version: str = "1.0.0") -> list[S
         ),
         Step(
             "flash",
-            "flash to a local device root (file://), INT8",
+            "flash to a local device root (file://), the precision chosen for the device",
             (
                 "flash",
                 str(p.bundle),
                 "--target",
                 f"file://{p.device.resolve()}",
                 "--precision",
-                "int8",
+                "auto",
                 "--result-json",
                 str(p.result("flash.json")),
             ),

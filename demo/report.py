@@ -9,12 +9,14 @@ import csv
 import html
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from demo.plan import ARTIFACTS, MODELS, Paths
+from demo.plan import MODELS, Paths
+from demo.summary import refusal_text
 from edge.atomic import write_text_atomic
 from trainer.plots import pyplot, save_figure
 
@@ -63,13 +65,13 @@ def plot_comparison(summary: dict[str, Any], out: Path) -> Path:
     return out
 
 
-def plot_artifact_latency(paths: Paths, out: Path) -> Path:
-    """Histograms of every model call `jetkit bench` timed, one per artifact."""
+def plot_artifact_latency(paths: Paths, precisions: Iterable[str], out: Path) -> Path:
+    """Histograms of every model call `jetkit bench` timed, one per artifact made."""
     plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 3.6))
     samples = {
         p: np.asarray(json.loads(paths.result(f"bench-{p}.json").read_text())["latency_samples_ms"])
-        for p in ARTIFACTS
+        for p in precisions
     }
     high = max(float(np.percentile(s, 99.5)) for s in samples.values())
     low = min(float(s.min()) for s in samples.values())
@@ -159,7 +161,7 @@ def write_report(paths: Paths, summary: dict[str, Any]) -> Path:
     serve_summary = json.loads(paths.result("serve-summary.json").read_text())
     plot_training(paths, assets / "training.png")
     plot_comparison(summary, assets / "comparison.png")
-    plot_artifact_latency(paths, assets / "artifact-latency.png")
+    plot_artifact_latency(paths, summary["artifacts"], assets / "artifact-latency.png")
     plot_stage_latency(serve_summary, assets / "stage-latency.png")
     pr_curves = []
     for name in ("teacher", "distilled"):
@@ -185,12 +187,24 @@ def write_report(paths: Paths, summary: dict[str, Any]) -> Path:
     artifacts = _table(
         ["artifact", "size (MB)", "mAP50-95", "drop (points)", "p50 ms", "p99 ms", "fps"],
         [
-            [p, f"{a['size_bytes'] / 2**20:.2f}", f"{a['map50_95']:.4f}",
+            [p, f"{a['size_bytes'] / 2**20:.2f}",
+             "-" if a["map50_95"] is None else f"{a['map50_95']:.4f}",
              f"{a['map_drop_points']:.2f}", f"{a['latency_p50_ms']:.2f}",
              f"{a['latency_p99_ms']:.2f}", f"{a['throughput_fps']:.1f}"]
             for p, a in summary["artifacts"].items()
         ],
     )  # fmt: skip
+    refusals = "".join(
+        f"<p><b>{html.escape(p.upper())} was refused</b>: {html.escape(refusal_text(r))}. The "
+        "demo went on without it; the device got what passed.</p>"
+        for p, r in summary["refused"].items()
+    )
+    gated = [p.upper() for p in summary["artifacts"] if p != "fp32"]
+    passed = (
+        f"{' and '.join(gated)} passed the accuracy gate"
+        if gated
+        else "No artifact passed the gate"
+    )
     pipe = summary["pipeline"]
     stages = _table(
         ["stage", "p50 ms", "p99 ms"],
@@ -206,7 +220,7 @@ def write_report(paths: Paths, summary: dict[str, Any]) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>jetkit demo report</title>
 <style>{STYLE}</style></head><body>
-<h1>jetkit demo: teacher → distilled student → INT8 → flashed → serving</h1>
+<h1>jetkit demo: teacher → distilled student → FP16/INT8 → flashed → serving</h1>
 <p>Recipe <b>{html.escape(settings["recipe"])}</b>: {settings["train_images"]} training and
 {settings["val_images"]} validation images of the built-in synthetic data set at
 {settings["imgsz"]} px; teacher <b>{settings["teacher_model"]}</b>
@@ -221,18 +235,21 @@ def write_report(paths: Paths, summary: dict[str, Any]) -> Path:
 <h2>Precision-recall curves</h2>
 <div class="pair">{"".join(pr_curves) or "<p>No PR curves were written.</p>"}</div>
 <h2>Artifacts of the distilled student</h2>
-<p>FP16 and INT8 passed the accuracy gate (mAP drop against FP32 on the validation split).
-Latency: <code>jetkit bench</code>, batch 1, ONNX Runtime on the CPU.</p>
+<p>{passed} (mAP drop against FP32 on the validation split, limit
+{settings["max_map_drop"]:.2f} points). Latency: <code>jetkit bench</code>, batch 1, ONNX Runtime
+on the CPU.</p>
 {artifacts}
+{refusals}
 {_figure("report/artifact-latency.png", "latency of every model call, per artifact")}
 <h2>Streaming daemon</h2>
-<p>Release <b>{html.escape(str(summary["flash"]["release"]))}</b> flashed to a local device root,
+<p>Release <b>{html.escape(str(summary["flash"]["release"]))}</b> flashed to a local device root
+(<code>--precision auto</code> chose {html.escape(str(summary["flash"]["precision"]))}),
 then <code>jetkit serve</code> on <code>{html.escape(pipe["stream"])}</code>: {pipe["frames"]}
 frames at {pipe["fps"] or 0:.1f} fps, end to end p50 {pipe["e2e_p50_ms"] or 0:.1f} ms, p99
 {pipe["e2e_p99_ms"] or 0:.1f} ms.</p>
 {stages}
 {_figure("report/stage-latency.png", "the daemon's latency histograms per stage and end to end")}
-<h2>Sample frames (INT8 artifact)</h2>
+<h2>Sample frames ({html.escape(summary["samples_artifact"].upper())} artifact)</h2>
 <div class="samples">{sample_html}</div>
 <h2>Steps</h2>
 {steps}

@@ -1,6 +1,7 @@
 """Runs the demo's plan: each step a `jetkit` process, its output in `logs/NN-key.log` and shown
 as it comes (indented under the step's line), its wall time kept. A failing step stops the demo
-with the step named and the end of its log."""
+with the step named and the end of its log; a gated step the gate refused is tried again as its
+plan says, and if still refused the demo goes on without it (a result to show, not a crash)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from demo.plan import Step
+from demo.plan import REFUSED_STATUS, Step
 from edge.errors import JetkitError
 
 Log = Callable[[str], None]
@@ -24,9 +25,14 @@ LOG_TAIL_LINES = 15
 
 @dataclass(frozen=True)
 class StepTiming:
+    """How a step went: `outcome` ok, refused (every try) or skipped (it needed a refused step);
+    `tries` the log of each run, in order (retries after the first)."""
+
     key: str
     title: str
     wall_s: float
+    outcome: str = "ok"
+    tries: tuple[str, ...] = ()
 
 
 def jetkit_executable() -> str:
@@ -35,30 +41,57 @@ def jetkit_executable() -> str:
 
 def run_steps(steps: list[Step], logs: Path, log: Log, echo: bool = True) -> list[StepTiming]:
     logs.mkdir(parents=True, exist_ok=True)
-    timings = []
+    timings: list[StepTiming] = []
+    refused: set[str] = set()
     for number, step in enumerate(steps, 1):
-        log(f"[{number}/{len(steps)}] {step.title}")
-        log_path = logs / f"{number:02d}-{step.key}.log"
+        heading = f"[{number}/{len(steps)}] {step.title}"
+        tries = [step.argv, *(retry.argv for retry in step.retries)]
+        if step.needs in refused:
+            if step.instead is None:
+                log(f"{heading}: skipped, {step.needs} was refused")
+                timings.append(StepTiming(step.key, step.title, 0.0, "skipped"))
+                continue
+            tries = [step.instead]
+        log(heading)
         started = time.perf_counter()
-        status = _run(step, log_path, log if echo else None)
+        paths: list[str] = []
+        for attempt, argv in enumerate(tries):
+            if attempt:
+                log(f"    refused; trying again with {step.retries[attempt - 1].why}")
+            suffix = f"-retry{attempt}" if attempt else ""
+            log_path = logs / f"{number:02d}-{step.key}{suffix}.log"
+            paths.append(str(log_path))
+            status = _run(step, argv, log_path, log if echo else None)
+            if status != REFUSED_STATUS or not step.optional:
+                break
+            if time.perf_counter() - started >= step.retry_budget_s:
+                break
         wall_s = time.perf_counter() - started
+        if status == REFUSED_STATUS and step.optional:
+            log(
+                f"    refused after {len(paths)} tr{'y' if len(paths) == 1 else 'ies'} "
+                f"({wall_s:.1f} s): the demo goes on without it"
+            )
+            refused.add(step.key)
+            timings.append(StepTiming(step.key, step.title, wall_s, "refused", tuple(paths)))
+            continue
         if status != 0:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-LOG_TAIL_LINES:]
             for line in tail:
                 log(f"    {line}")
             raise JetkitError(
-                f"demo step {number} ({step.key}: jetkit {' '.join(step.argv[:2])}) failed with "
+                f"demo step {number} ({step.key}: jetkit {' '.join(argv[:2])}) failed with "
                 f"exit status {status}; its log: {log_path}"
             )
         log(f"    done in {wall_s:.1f} s")
-        timings.append(StepTiming(step.key, step.title, wall_s))
+        timings.append(StepTiming(step.key, step.title, wall_s, "ok", tuple(paths)))
     return timings
 
 
-def _run(step: Step, log_path: Path, echo: Log | None) -> int:
-    """Run one step: its stderr (and stdout, unless the step keeps it in a file) into the log
-    and, line by line, to `echo`."""
-    command = [jetkit_executable(), *step.argv]
+def _run(step: Step, argv: tuple[str, ...], log_path: Path, echo: Log | None) -> int:
+    """Run `argv` for `step`: its stderr (and stdout, unless the step keeps it in a file) into
+    the log and, line by line, to `echo`."""
+    command = [jetkit_executable(), *argv]
     with open(log_path, "w", encoding="utf-8") as log_file:
         log_file.write("$ " + " ".join(command) + "\n")
         log_file.flush()

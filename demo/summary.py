@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from demo.plan import ARTIFACTS, MODELS, DemoSettings, Paths
+from demo.plan import ARTIFACTS, GATED, MODELS, DemoSettings, Paths
 from demo.runner import StepTiming
 
 
@@ -37,28 +37,51 @@ def collect(
             "map50_95": results["map50_95"],
             "map50": results["map50"],
         }
-    gates = {p: _json(paths.gate_report(p)) for p in ARTIFACTS if p != "fp32"}
-    artifacts = {}
+    outcomes = {t.key: t for t in timings}
+    # Each try's gate report, passed or refused (a try that failed otherwise wrote none).
+    reports = {
+        precision: [
+            _json(path)
+            for attempt in range(len(outcomes[precision].tries))
+            if (path := paths.try_report(precision, attempt)).is_file()
+        ]
+        for precision in GATED
+    }
+    fp32_accuracy = next((r[0]["fp32"] for r in reports.values() if r), None)
+    artifacts, refused = {}, {}
     for precision in ARTIFACTS:
+        gate = reports[precision][-1] if reports.get(precision) else None
+        tries = len(outcomes[precision].tries) if precision in GATED else 1
+        if precision in GATED and outcomes[precision].outcome == "refused":
+            refused[precision] = {
+                "tries": tries,
+                "map50_95": gate["artifact"]["map50_95"] if gate else None,
+                "map_drop_points": gate["map_drop_points"] if gate else None,
+                "max_map_drop_points": gate["max_map_drop_points"] if gate else None,
+            }
+            continue
         bench = _json(paths.result(f"bench-{precision}.json"))
-        gate = gates.get(precision)
-        accuracy = gate["artifact"] if gate else next(iter(gates.values()))["fp32"]
+        accuracy = gate["artifact"] if gate else fp32_accuracy
         artifacts[precision] = {
             "file": str(paths.artifact(precision)),
             "size_bytes": paths.artifact(precision).stat().st_size,
-            "map50_95": accuracy["map50_95"],
-            "map50": accuracy["map50"],
+            "map50_95": accuracy["map50_95"] if accuracy else None,
+            "map50": accuracy["map50"] if accuracy else None,
             "map_drop_points": gate["map_drop_points"] if gate else 0.0,
+            "tries": tries,
             "latency_p50_ms": bench["latency_ms"]["median"],
             "latency_p99_ms": bench["latency_ms"]["p99"],
             "throughput_fps": bench["throughput_fps"],
         }
     serve = _json(paths.result("serve-summary.json"))
     flash = _json(paths.result("flash.json"))
+    plan = flash.get("plan") or {}
     return {
         "settings": asdict(settings),
         "models": models,
         "artifacts": artifacts,
+        "refused": refused,
+        "samples_artifact": "fp32" if "int8" in refused else "int8",
         "pipeline": {
             "stream": settings.stream,
             "frames": serve["frames"],
@@ -71,7 +94,11 @@ def collect(
                 if v["count"]
             },
         },
-        "flash": {"release": flash.get("release"), "plan": flash.get("plan")},
+        "flash": {
+            "release": flash.get("release"),
+            "precision": plan.get("precision"),
+            "plan": plan,
+        },
         "steps": [asdict(t) for t in timings],
         "total_s": sum(t.wall_s for t in timings),
         "files": {
@@ -84,6 +111,18 @@ def collect(
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def refusal_text(refused: dict[str, Any]) -> str:
+    """What became of an artifact the gate refused, in one line."""
+    tries = refused["tries"]
+    loss = (
+        f"loses {refused['map_drop_points']:.2f} mAP50-95 points (limit "
+        f"{refused['max_map_drop_points']:.2f})"
+        if refused["map_drop_points"] is not None
+        else "no gate report"
+    )
+    return f"refused by the accuracy gate: {loss} after {tries} tr{'y' if tries == 1 else 'ies'}; not bundled"
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -100,17 +139,20 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     for precision, a in summary["artifacts"].items():
         lines.append(
-            f"{precision:<8}  {a['size_bytes'] / 2**20:>7.2f}  {a['map50_95']:>8.4f}  "
+            f"{precision:<8}  {a['size_bytes'] / 2**20:>7.2f}  {_fmt(a['map50_95'], '>8.4f')}  "
             f"{a['map_drop_points']:>13.2f}  {a['latency_p50_ms']:>6.2f}  "
             f"{a['latency_p99_ms']:>6.2f}  {a['throughput_fps']:>14.1f}"
+            + (f"  (passed on try {a['tries']})" if a["tries"] > 1 else "")
         )
+    lines += [f"{precision:<8}  {refusal_text(r)}" for precision, r in summary["refused"].items()]
     pipe = summary["pipeline"]
     lines += [
         "",
         f"jetkit serve on {pipe['stream']}: {pipe['frames']} frames, {_fmt(pipe['fps'], '.1f')} "
         f"fps, end to end p50 {_fmt(pipe['e2e_p50_ms'], '.1f')} ms, p99 "
         f"{_fmt(pipe['e2e_p99_ms'], '.1f')} ms",
-        f"flashed {summary['flash']['release']} to {summary['files']['device']}; "
+        f"flashed {summary['flash']['release']} ({summary['flash']['precision']}) to "
+        f"{summary['files']['device']}; "
         f"{len(summary['steps'])} steps in {summary['total_s'] / 60:.1f} min",
         f"report: {summary['files']['report']}",
     ]

@@ -17,37 +17,59 @@ from cli_helpers import jetkit
 TINY = ("--quick", "--epochs", "1", "--imgsz", "96", "--serve-s", "5")
 # Two demo runs in the fixture: each has its own 600 s limit, which pyproject's 300 s per test
 # would cut short on a slow machine.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = pytest.mark.timeout(2000)
 
 
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory):
+    """Two runs into one folder: the tiny schedule, then another data set whose gate demands a
+    gain no artifact can show (a negative limit), so that FP16 and INT8 are both refused."""
     out = tmp_path_factory.mktemp("demo")
-    for images in ("16", "20"):  # the second run: another data set, a new release
-        result = jetkit("demo", "--out", out, *TINY, "--images", images, "--bench-s", "0.5",
-                        "--quiet", timeout=600)  # fmt: skip
+    runs = []
+    for extra in (("--images", "16"), ("--images", "20", "--max-map-drop", "-100")):
+        result = jetkit("demo", "--out", out, *TINY, *extra, "--bench-s", "0.5", "--quiet",
+                        timeout=900)  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
-    return out, result
+        state = json.loads((out / "device" / "state.json").read_text())
+        runs.append((result, json.loads((out / "results" / "summary.json").read_text()), state))
+    return out, runs
 
 
 def test_the_demo_runs_the_whole_chain_and_prints_the_summary(demo_out):
-    out, result = demo_out
+    _, [(result, summary, state), _] = demo_out
     for step in ("[1/15] synthetic data set", "[14/15] flash to a local device root",
                  "[15/15] jetkit serve"):  # fmt: skip
         assert step in result.stderr
-    summary = json.loads((out / "results" / "summary.json").read_text())
     assert set(summary["models"]) == {"teacher", "plain", "distilled"}
     assert summary["models"]["teacher"]["params"] > summary["models"]["distilled"]["params"]
-    assert set(summary["artifacts"]) == {"fp32", "fp16", "int8"}
+    assert set(summary["artifacts"]) == {"fp32", "fp16", "int8"} and summary["refused"] == {}
     sizes = {p: a["size_bytes"] for p, a in summary["artifacts"].items()}
     assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
-    assert (
-        summary["pipeline"]["frames"] > 0 and summary["flash"]["release"] == "demo-detector-1.0.1"
-    )
+    assert summary["pipeline"]["frames"] > 0
+    # No TensorRT on the device root: its CPU runs the INT8 artifact that passed its gate.
+    assert summary["flash"] == {**summary["flash"], "release": "demo-detector-1.0.0",
+                                "precision": "int8"}  # fmt: skip
+    assert state["active"]["version"] == "1.0.0" and state["active"]["precision"] == "int8"
     for heading in ("mAP50-95", "p99 ms", "jetkit serve on test://", "report: "):
         assert heading in result.stdout
-    state = json.loads((out / "device" / "state.json").read_text())
-    assert state["active"]["version"] == "1.0.1" and state["active"]["precision"] == "int8"
+
+
+def test_a_refusal_is_a_result_the_demo_shows_and_goes_past(demo_out):
+    out, [_, (result, summary, state)] = demo_out
+    assert set(summary["artifacts"]) == {"fp32"} and set(summary["refused"]) == {"fp16", "int8"}
+    # INT8 was tried as the refusal advises (each try's gate report kept), FP16 once.
+    assert summary["refused"]["int8"]["tries"] == 3 and summary["refused"]["fp16"]["tries"] == 1
+    assert len(list((out / "results").glob("gate-int8*.json"))) == 3
+    assert "refused; trying again with 6 most sensitive layers in float" in result.stderr
+    assert "bench of the INT8 artifact: skipped, int8 was refused" in result.stderr
+    assert "refused by the accuracy gate: loses" in result.stdout
+    # The release the device got holds what passed (FP32 only), and runs.
+    assert summary["flash"]["release"] == "demo-detector-1.0.1"
+    assert state["active"]["version"] == "1.0.1" and state["active"]["precision"] == "fp32"
+    assert summary["pipeline"]["frames"] > 0 and summary["samples_artifact"] == "fp32"
+    assert not (out / "runs" / "distilled" / "onnx" / "model-int8.onnx").exists()
+    page = (out / "report.html").read_text()
+    assert "INT8 was refused" in page and "No artifact passed the gate" in page
     # The first run's release stays installed, to roll back to; each run kept its data set.
     assert (out / "device" / "releases" / "demo-detector" / "1.0.0").is_dir()
     assert sorted(p.name for p in (out / "data").iterdir()) == [

@@ -40,6 +40,39 @@ def test_the_chain_runs_in_order_from_data_to_the_daemon(tmp_path):
     assert steps[-1].run_s == SETTINGS.serve_s
 
 
+def test_a_refused_artifact_is_tried_again_then_left_out(tmp_path):
+    """Training and calibration differ from machine to machine, so a gate refusal is a result:
+    INT8 is tried again as the refusal advises (within a time budget), a refused artifact's
+    benchmark is skipped, the sample frames come from FP32 instead, and the flash takes what
+    the device can run from what passed."""
+    paths = Paths(tmp_path, SETTINGS.data_key)
+    by_key = {s.key: s for s in plan(dataclasses.replace(SETTINGS, max_map_drop=0.5), paths)}
+    for gated in ("fp16", "int8"):
+        step = by_key[gated]
+        assert step.optional and step.argv[step.argv.index("--max-map-drop") + 1] == "0.5"
+        assert step.argv[step.argv.index("--report") + 1] == str(paths.try_report(gated, 0))
+        assert by_key[f"bench-{gated}"].needs == gated and by_key[f"bench-{gated}"].instead is None
+    int8 = by_key["int8"]
+    assert [r.argv[len(int8.argv) - 2 :] for r in int8.retries] == [
+        ("--auto-exclude", "6", "--report", str(paths.try_report("int8", 1))),
+        (
+            "--method",
+            "percentile",
+            "--auto-exclude",
+            "6",
+            "--report",
+            str(paths.try_report("int8", 2)),
+        ),
+    ]
+    assert all(r.argv[: len(int8.argv) - 2] == int8.argv[:-2] for r in int8.retries)
+    assert 0 < int8.retry_budget_s <= 600
+    assert not by_key["bench-fp32"].needs and not by_key["export"].optional
+    detect = by_key["detect"]
+    assert detect.needs == "int8" and str(paths.artifact("fp32")) in detect.instead
+    flash = by_key["flash"].argv
+    assert flash[flash.index("--precision") + 1] == "auto"
+
+
 def test_the_daemon_serves_the_flashed_release(tmp_path):
     config = serve_config_text(SETTINGS, Paths(tmp_path, SETTINGS.data_key))
     assert f"model: {tmp_path / 'device' / 'current'}" in config
