@@ -43,6 +43,7 @@ def settings_for(args: argparse.Namespace) -> DemoSettings:
         "serve_s": args.serve_s,
         "bench_s": args.bench_s,
         "max_map_drop": args.max_map_drop,
+        "seed": args.seed,
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(settings, **changes) if changes else settings
@@ -102,6 +103,9 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         help="the FP16/INT8 accuracy gate: largest mAP50-95 loss against FP32 (default 1.0). A "
         "refused INT8 artifact is tried again (--auto-exclude, percentile) for up to 5 minutes; "
         "what is still refused is left out, and the device gets what passed",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed of the data set and of every training run (default 0)"
     )
     parser.add_argument(
         "--quiet", action="store_true", help="only the step lines, not their output"
