@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from demo.plan import MODELS, Paths
-from demo.summary import refusal_text
+from demo.summary import format_or_dash, refusal_text
 from edge.atomic import write_text_atomic
 from trainer.plots import pyplot, save_figure
 
@@ -188,7 +188,7 @@ def write_report(paths: Paths, summary: dict[str, Any]) -> Path:
         ["artifact", "size (MB)", "mAP50-95", "drop (points)", "p50 ms", "p99 ms", "fps"],
         [
             [p, f"{a['size_bytes'] / 2**20:.2f}",
-             "-" if a["map50_95"] is None else f"{a['map50_95']:.4f}",
+             format_or_dash(a["map50_95"], ".4f"),
              f"{a['map_drop_points']:.2f}", f"{a['latency_p50_ms']:.2f}",
              f"{a['latency_p99_ms']:.2f}", f"{a['throughput_fps']:.1f}"]
             for p, a in summary["artifacts"].items()

@@ -35,6 +35,10 @@ class StepTiming:
     tries: tuple[str, ...] = ()
 
 
+def tries_text(count: int) -> str:
+    return f"{count} tr{'y' if count == 1 else 'ies'}"
+
+
 def jetkit_executable() -> str:
     return str(Path(sys.executable).with_name("jetkit"))
 
@@ -45,17 +49,17 @@ def run_steps(steps: list[Step], logs: Path, log: Log, echo: bool = True) -> lis
     refused: set[str] = set()
     for number, step in enumerate(steps, 1):
         heading = f"[{number}/{len(steps)}] {step.title}"
-        tries = [step.argv, *(retry.argv for retry in step.retries)]
+        argvs = [step.argv, *(retry.argv for retry in step.retries)]
         if step.needs in refused:
             if step.instead is None:
                 log(f"{heading}: skipped, {step.needs} was refused")
                 timings.append(StepTiming(step.key, step.title, 0.0, "skipped"))
                 continue
-            tries = [step.instead]
+            argvs = [step.instead]
         log(heading)
         started = time.perf_counter()
         paths: list[str] = []
-        for attempt, argv in enumerate(tries):
+        for attempt, argv in enumerate(argvs):
             if attempt:
                 log(f"    refused; trying again with {step.retries[attempt - 1].why}")
             suffix = f"-retry{attempt}" if attempt else ""
@@ -69,8 +73,8 @@ def run_steps(steps: list[Step], logs: Path, log: Log, echo: bool = True) -> lis
         wall_s = time.perf_counter() - started
         if status == REFUSED_STATUS and step.optional:
             log(
-                f"    refused after {len(paths)} tr{'y' if len(paths) == 1 else 'ies'} "
-                f"({wall_s:.1f} s): the demo goes on without it"
+                f"    refused after {tries_text(len(paths))} ({wall_s:.1f} s): the demo goes on "
+                "without it"
             )
             refused.add(step.key)
             timings.append(StepTiming(step.key, step.title, wall_s, "refused", tuple(paths)))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from demo.plan import ARTIFACTS, GATED, MODELS, DemoSettings, Paths
-from demo.runner import StepTiming
+from demo.runner import StepTiming, tries_text
 
 
 def _json(path: Path) -> Any:
@@ -109,20 +109,19 @@ def collect(
     }
 
 
-def _fmt(value: float | None, spec: str) -> str:
+def format_or_dash(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
 def refusal_text(refused: dict[str, Any]) -> str:
     """What became of an artifact the gate refused, in one line."""
-    tries = refused["tries"]
     loss = (
         f"loses {refused['map_drop_points']:.2f} mAP50-95 points (limit "
         f"{refused['max_map_drop_points']:.2f})"
         if refused["map_drop_points"] is not None
         else "no gate report"
     )
-    return f"refused by the accuracy gate: {loss} after {tries} tr{'y' if tries == 1 else 'ies'}; not bundled"
+    return f"refused by the accuracy gate: {loss} after {tries_text(refused['tries'])}; not bundled"
 
 
 def format_table(summary: dict[str, Any]) -> str:
@@ -139,7 +138,7 @@ def format_table(summary: dict[str, Any]) -> str:
     ]
     for precision, a in summary["artifacts"].items():
         lines.append(
-            f"{precision:<8}  {a['size_bytes'] / 2**20:>7.2f}  {_fmt(a['map50_95'], '>8.4f')}  "
+            f"{precision:<8}  {a['size_bytes'] / 2**20:>7.2f}  {format_or_dash(a['map50_95'], '>8.4f')}  "
             f"{a['map_drop_points']:>13.2f}  {a['latency_p50_ms']:>6.2f}  "
             f"{a['latency_p99_ms']:>6.2f}  {a['throughput_fps']:>14.1f}"
             + (f"  (passed on try {a['tries']})" if a["tries"] > 1 else "")
@@ -148,9 +147,9 @@ def format_table(summary: dict[str, Any]) -> str:
     pipe = summary["pipeline"]
     lines += [
         "",
-        f"jetkit serve on {pipe['stream']}: {pipe['frames']} frames, {_fmt(pipe['fps'], '.1f')} "
-        f"fps, end to end p50 {_fmt(pipe['e2e_p50_ms'], '.1f')} ms, p99 "
-        f"{_fmt(pipe['e2e_p99_ms'], '.1f')} ms",
+        f"jetkit serve on {pipe['stream']}: {pipe['frames']} frames, {format_or_dash(pipe['fps'], '.1f')} "
+        f"fps, end to end p50 {format_or_dash(pipe['e2e_p50_ms'], '.1f')} ms, p99 "
+        f"{format_or_dash(pipe['e2e_p99_ms'], '.1f')} ms",
         f"flashed {summary['flash']['release']} ({summary['flash']['precision']}) to "
         f"{summary['files']['device']}; "
         f"{len(summary['steps'])} steps in {summary['total_s'] / 60:.1f} min",

@@ -23,7 +23,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 
 _CHUNK = 1 << 20
+MAX_KEPT_BYTES = 1 << 20
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -404,39 +405,27 @@ def _copy_checked(
 
 def verify_bundle(path: str | os.PathLike[str]) -> BundleIndex:
     """The bundle's index once every member has been read and matched its digest."""
+    return verify_and_read(path)[0]
+
+
+def verify_and_read(
+    path: str | os.PathLike[str], roles: Collection[str] = ()
+) -> tuple[BundleIndex, dict[str, bytes]]:
+    """`verify_bundle`, keeping the content of each member of one of `roles` up to
+    MAX_KEPT_BYTES (small files such as gate reports; larger ones are checked, not kept), read
+    in the same pass that checked its digest."""
     path = Path(path)
     source = f"bundle {path}"
+    kept: dict[str, bytes] = {}
     with _open_tar(path) as tar:
         index = _read_index(tar, source)
         for info, member in _members(tar, index, source):
-            _copy_checked(tar, info, member, None, source)
-    return index
-
-
-def read_gate_outcomes(path: str | os.PathLike[str], index: BundleIndex) -> dict[str, bool]:
-    """Per model member with an accuracy-gate report in the bundle (`models/X.gate.json` beside
-    `models/X.onnx`, as `jetkit calibrate --val` writes them): whether the report says it passed.
-    A report that is not what calibrate writes counts as not passed."""
-    reports = {
-        m.path: m for m in index.members if m.role == "gate-report" and m.size_bytes <= _CHUNK
-    }
-    passed: dict[str, bool] = {}
-    with _open_tar(Path(path)) as tar:
-        for info in tar:
-            member = reports.get(info.name)
-            handle = tar.extractfile(info) if member is not None else None
-            if member is None or handle is None:
-                continue
-            data = handle.read()
-            try:
-                report = (
-                    json.loads(data) if hashlib.sha256(data).hexdigest() == member.sha256 else {}
-                )
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                report = {}
-            model = info.name.removesuffix(".gate.json") + ".onnx"
-            passed[model] = isinstance(report, dict) and report.get("passed") is True
-    return passed
+            keep = member.role in roles and member.size_bytes <= MAX_KEPT_BYTES
+            out = io.BytesIO() if keep else None
+            _copy_checked(tar, info, member, out, source)
+            if out is not None:
+                kept[member.path] = out.getvalue()
+    return index, kept
 
 
 def read_index(path: str | os.PathLike[str]) -> BundleIndex:

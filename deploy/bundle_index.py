@@ -5,6 +5,7 @@ anything. No I/O here; `deploy.bundle` writes and reads the tar."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tarfile
@@ -327,3 +328,18 @@ def check_tar_member(
             f"{member.size_bytes}; the bundle is corrupt: rebuild it with `jetkit bundle`"
         )
     return member
+
+
+def gate_outcomes(reports: dict[str, bytes]) -> dict[str, bool]:
+    """Per model member, whether the accuracy-gate report beside it (`models/X.gate.json` for
+    `models/X.onnx`, as `jetkit calibrate --val` writes them; `reports` by member path) says it
+    passed. A report that is not what calibrate writes counts as not passed."""
+    passed: dict[str, bool] = {}
+    for path, data in reports.items():
+        try:
+            report = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            report = None
+        model = path.removesuffix(".gate.json") + ".onnx"
+        passed[model] = isinstance(report, dict) and report.get("passed") is True
+    return passed

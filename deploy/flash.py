@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import read_gate_outcomes, verify_bundle
-from deploy.bundle_index import BundleIndex
+from deploy.bundle import verify_and_read
+from deploy.bundle_index import BundleIndex, gate_outcomes
 from deploy.plan import AUTO, PRECISIONS, DeviceFacts, ModelPlan, choose_precision, preflight
 from deploy.transport import AgentTransport
 from edge.errors import JetkitError
@@ -90,7 +90,7 @@ def flash(
 ) -> FlashResult:
     device = transport.target.name
     log(f"[1/6] verifying {bundle}")
-    index = verify_bundle(bundle)
+    index, reports = verify_and_read(bundle, ("gate-report",))
     log(f"[2/6] preflight on {device}")
     daemon = {"daemon_url": settings.daemon_url}
     raw_facts = transport.call("facts", daemon)
@@ -98,7 +98,7 @@ def flash(
     installed = index.release in raw_facts.get("installed", [])
     precision, why = settings.precision, "as asked"
     if precision == AUTO:
-        precision, why = choose_precision(index, facts, read_gate_outcomes(bundle, index))
+        precision, why = choose_precision(index, facts, gate_outcomes(reports))
     plan = preflight(index, precision, facts, installed, settings.workspace)
     running = facts.daemon and facts.daemon.get("running")
     log(

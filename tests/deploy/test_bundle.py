@@ -16,6 +16,7 @@ from deploy.bundle import (
     collect_inputs,
     extract_bundle,
     read_index,
+    verify_and_read,
     verify_bundle,
     write_bundle,
 )
@@ -23,6 +24,7 @@ from deploy.bundle_index import (
     FORMAT,
     INDEX_NAME,
     BundleError,
+    gate_outcomes,
     member_path_problem,
     parse_bundle_name,
 )
@@ -355,3 +357,14 @@ def test_a_file_changing_while_it_is_bundled_leaves_the_previous_bundle(release_
         write_bundle(out, index, inputs)
     assert out.read_bytes() == b"the previous bundle"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.json", "blob.onnx", "x-1.jkb"]
+
+
+def test_gate_reports_are_read_in_the_verifying_pass(bundle):
+    """What `--precision auto` trusts: the gate reports' `passed`, read while their digests are
+    checked; a report that is not calibrate's counts as not passed."""
+    index, kept = verify_and_read(bundle, ("gate-report",))
+    assert index == verify_bundle(bundle) and set(kept) == {"models/blob-int8.gate.json"}
+    assert gate_outcomes(kept) == {"models/blob-int8.onnx": True}
+    foreign = {"a": b"not json", "b": b"[1]", "c": b'{"passed": "yes"}', "d": b'{"passed": false}'}
+    reports = {f"models/{name}.gate.json": data for name, data in foreign.items()}
+    assert gate_outcomes(reports) == {f"models/{name}.onnx": False for name in foreign}

@@ -34,6 +34,13 @@ def _flash(bundle, root, *extra, daemon=None, precision="fp16"):
     )  # fmt: skip
 
 
+def _flash_command(bundle, root, daemon):
+    """The argv of `_flash` at FP16, for a flash the test runs as a process of its own."""
+    script = Path(sys.executable).with_name("jetkit")
+    return [str(script), "flash", str(bundle), "--target", f"file://{root}", "--daemon",
+            daemon.url, "--health-timeout", "30", "--precision", "fp16"]  # fmt: skip
+
+
 def test_flash_reload_health_check_and_rollback_with_the_real_daemon(bundles, daemon_for, tmp_path):
     root = tmp_path / "device"
     layout = Layout(root)
@@ -191,19 +198,8 @@ def test_a_flash_killed_during_its_commit_still_ends_checked_on_the_device(
     assert _flash(bundles("1.0.0"), root).returncode == 0
     daemon = daemon_for(root)
     daemon.start()
-    script = Path(sys.executable).with_name("jetkit")
-    command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
     process = subprocess.Popen(
-        [
-            *map(str, command),
-            "--daemon",
-            daemon.url,
-            "--health-timeout",
-            "30",
-            "--precision",
-            "fp16",
-        ],
-        stderr=subprocess.PIPE,
+        _flash_command(bundles("1.1.0"), root, daemon), stderr=subprocess.PIPE
     )
     layout = Layout(root)
 
@@ -230,18 +226,8 @@ def test_ctrl_c_during_the_commit_waits_for_the_device_to_finish(bundles, daemon
     assert _flash(bundles("1.0.0"), root).returncode == 0
     daemon = daemon_for(root)
     daemon.start()
-    script = Path(sys.executable).with_name("jetkit")
-    command = [script, "flash", bundles("1.1.0"), "--target", f"file://{root}"]
     process = subprocess.Popen(
-        [
-            *map(str, command),
-            "--daemon",
-            daemon.url,
-            "--health-timeout",
-            "30",
-            "--precision",
-            "fp16",
-        ],
+        _flash_command(bundles("1.1.0"), root, daemon),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
