@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from calibration.engine import BuildConfig, Profile
     from calibration.trt_builder import ImplicitCalibration
     from calibration.trt_cache import CalibrationCache
+    from edge.backends.trt_versions import TensorRTFeatures
     from edge.manifest import Manifest
 
 # How often a long build says it is still running (Jetson builds take minutes).
@@ -62,6 +63,8 @@ def _build(args: argparse.Namespace) -> int:
         parse_size_bytes,
         trtexec_command,
     )
+    from edge.backends.tensorrt import tensorrt_missing
+    from edge.backends.trt_versions import features_for_version
     from edge.detector import Detector
 
     source = Path(args.model)
@@ -71,15 +74,19 @@ def _build(args: argparse.Namespace) -> int:
         precision=args.precision,
         max_batch=args.max_batch,
         opt_batch=args.opt_batch,
+        batch=args.batch,
         workspace_bytes=parse_size_bytes(args.workspace),
         dla_core=args.dla,
         timing_cache=Path(args.timing_cache) if args.timing_cache else None,
         calib_cache=Path(args.calib_cache) if args.calib_cache else None,
     )
+    missing = tensorrt_missing()
+    version = _target_version(args.tensorrt, missing)
+    features = features_for_version(version)
     manifest = Detector.open(source).manifest
     artifact = manifest.artifact
     kind = artifact.kind if artifact else "onnx"
-    mode = int8_mode(kind, config, args.data is not None, source)
+    mode = int8_mode(kind, config, args.data is not None, source, features)
     cache = _read_calib_cache(config.calib_cache) if mode == "implicit" else None
     profile = batch_profile(manifest.input, config)
     out = (
@@ -88,19 +95,16 @@ def _build(args: argparse.Namespace) -> int:
         else default_engine_path(source, artifact.precision if artifact else "fp32", config)
     )
     check_engine_path(out, source)
+    _check_rules(source, config, profile, kind, version)
     command = format_command(
-        trtexec_command(source, out, config, manifest.input.name, profile, mode)
+        trtexec_command(source, out, config, manifest.input.name, profile, mode, features)
     )
     if args.print_trtexec:
         print(command)
         return 0
-
-    from edge.backends.tensorrt import tensorrt_missing
-
-    reason = tensorrt_missing()
-    if reason is not None:
+    if missing is not None:
         raise JetkitError(
-            f"TensorRT is not installed here ({reason}); build the engine on the Jetson that "
+            f"TensorRT is not installed here ({missing}); build the engine on the Jetson that "
             f"will run it (`jetkit flash` does), or run there: {command}"
         )
 
@@ -109,7 +113,7 @@ def _build(args: argparse.Namespace) -> int:
     from edge.models import file_sha256
 
     calibration = (
-        _implicit_calibration(args.data, args.images, manifest, config, profile, cache)
+        _implicit_calibration(args.data, args.images, manifest, config, profile, cache, features)
         if mode == "implicit"
         else None
     )
@@ -125,6 +129,7 @@ def _build(args: argparse.Namespace) -> int:
         compute_capability=built.compute_capability,
         dla_core=config.dla_core,
         max_batch=max_batch,
+        calibration_sha256=calibration.digest() if calibration is not None else None,
     )
     engine = engine_manifest(
         manifest,
@@ -140,6 +145,8 @@ def _build(args: argparse.Namespace) -> int:
             "device": built.device,
             "build_s": round(built.build_s, 1),
             "trtexec": command,
+            "layers": built.layers,
+            **({"dla": built.dla.to_dict()} if built.dla is not None else {}),
         },
     )
     from calibration.artifacts import write_model_file
@@ -148,12 +155,61 @@ def _build(args: argparse.Namespace) -> int:
     if config.timing_cache is not None and built.timing_cache:
         write_bytes_atomic(config.timing_cache, built.timing_cache)
     write_model_file(built.plan, engine, out)
+    where = f"; {built.dla.describe()}" if built.dla is not None else ""
     stderr_log(
         f"built {out} in {built.build_s:.0f} s on {built.device} (sm {built.compute_capability}, "
-        f"TensorRT {built.tensorrt}); engine key {key.name}"
+        f"TensorRT {built.tensorrt}); engine key {key.name}{where}"
     )
     print(out)
     return 0
+
+
+# Without TensorRT here (--print-trtexec, a laptop), the rules are checked for JetPack 6's.
+DEFAULT_TARGET_TENSORRT = "10.3"
+
+
+def _target_version(requested: str | None, missing: str | None) -> str:
+    """The TensorRT the build is for: the installed one, else `--tensorrt`, else JetPack 6's."""
+    if missing is not None:
+        return requested or DEFAULT_TARGET_TENSORRT
+    from edge.backends.tensorrt import require_tensorrt
+    from edge.backends.trt_versions import parse_version
+
+    installed = require_tensorrt()
+    wanted = parse_version(requested) if requested else ()
+    if wanted and parse_version(installed)[: len(wanted)] != wanted:
+        raise JetkitError(
+            f"--tensorrt {requested}: this machine has TensorRT {installed}, and engines only "
+            "run on the TensorRT that built them; drop --tensorrt, or build on a device with it"
+        )
+    return installed
+
+
+def _check_rules(
+    source: Path, config: BuildConfig, profile: Profile | None, kind: str, version: str
+) -> None:
+    """TensorRT's documented rules on the host, before TensorRT is touched
+    (`calibration.trt_rules`). On a device without the `onnx` package, the check that
+    `jetkit bundle` and `jetkit flash` ran on the host stands."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        stderr_log(
+            "warning: the onnx package is not installed here, so TensorRT's rules are not "
+            "checked before building (`pip install onnx`)"
+        )
+        return
+    from calibration.trt_rules.check import CheckTarget, check_model, load_onnx, require_buildable
+
+    static_batch = profile[0][0] if profile is not None and profile[0] == profile[2] else None
+    target = CheckTarget(
+        version,
+        config.precision,
+        "orin" if config.dla_core is not None else None,
+        static_batch,
+    )
+    findings = check_model(load_onnx(source), target, artifact_kind=kind)
+    require_buildable(findings, str(source), version, log=stderr_log)
 
 
 def _read_calib_cache(path: Path | None) -> CalibrationCache | None:
@@ -173,19 +229,20 @@ def _implicit_calibration(
     config: BuildConfig,
     profile: Profile | None,
     cache: CalibrationCache | None,
+    features: TensorRTFeatures,
 ) -> ImplicitCalibration:
     from calibration.data import CalibrationBatches, calibration_images, select_images
+    from calibration.engine import calibration_batch_size
     from calibration.trt_builder import ImplicitCalibration
 
-    # A dynamic-batch model calibrates one image at a time (its calibration profile); a
-    # fixed-batch model at its batch.
-    batch_size = 1 if profile is not None else manifest.input.shape[0]
+    batch_size = calibration_batch_size(profile, manifest.input.shape[0], features)
     batches: Iterable[np.ndarray] = ()
+    images: list[Path] = []
     if data is not None:
         images = select_images(calibration_images(data), image_count)
         batches = CalibrationBatches(images, manifest, batch=batch_size)
     algorithm = cache.algorithm if cache is not None else "EntropyCalibration2"
-    return ImplicitCalibration(batches, batch_size, config.calib_cache, algorithm)
+    return ImplicitCalibration(batches, batch_size, config.calib_cache, algorithm, tuple(images))
 
 
 def register_build(subparsers: argparse._SubParsersAction) -> None:
@@ -208,7 +265,22 @@ def register_build(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", help="calibration images (folder or data.yaml) for implicit INT8")
     parser.add_argument("--images", type=int, default=256, help="calibration images to use")
-    parser.add_argument("--dla", type=int, metavar="N", help="DLA core, with GPU fallback")
+    parser.add_argument(
+        "--dla",
+        type=int,
+        metavar="N",
+        help="DLA core, with GPU fallback; builds one static batch (--batch, default the "
+        "manifest's max) and records which layers fell back to the GPU",
+    )
+    parser.add_argument(
+        "--batch", type=int, help="build for this one batch size (static profile; DLA builds)"
+    )
+    parser.add_argument(
+        "--tensorrt",
+        metavar="VERSION",
+        help="without TensorRT here: the version to check the model and --print-trtexec for "
+        f"(default {DEFAULT_TARGET_TENSORRT}, JetPack 6); with TensorRT, the installed one",
+    )
     parser.add_argument(
         "--workspace",
         default="1G",

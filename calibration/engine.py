@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from calibration.artifacts import derived_manifest
+from edge.backends.trt_versions import TensorRTFeatures, implicit_int8_removed
 from edge.errors import JetkitError
 from edge.manifest import InputSpec, Manifest, TargetSpec, sidecar_path
 
@@ -45,11 +46,13 @@ def parse_size_bytes(text: str, option: str = "--workspace") -> int:
 @dataclass(frozen=True)
 class BuildConfig:
     """How to build one engine. `max_batch`/`opt_batch` None: the manifest's max batch (a
-    dynamic-batch model) or its fixed batch. `dla_core` None: GPU only."""
+    dynamic-batch model) or its fixed batch. `batch`: one static batch (min = opt = max), what
+    a DLA build always gets (default there: the max batch). `dla_core` None: GPU only."""
 
     precision: str = "fp16"
     max_batch: int | None = None
     opt_batch: int | None = None
+    batch: int | None = None
     workspace_bytes: int = DEFAULT_WORKSPACE_BYTES
     dla_core: int | None = None
     timing_cache: Path | None = None
@@ -60,13 +63,18 @@ class BuildConfig:
             raise JetkitError(
                 f"--precision {self.precision!r} is not one of {', '.join(BUILD_PRECISIONS)}"
             )
-        for name in ("max_batch", "opt_batch"):
+        for name in ("max_batch", "opt_batch", "batch"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise JetkitError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
         if self.max_batch and self.opt_batch and self.opt_batch > self.max_batch:
             raise JetkitError(
                 f"--opt-batch {self.opt_batch} is larger than --max-batch {self.max_batch}"
+            )
+        if self.batch is not None and (self.max_batch or self.opt_batch):
+            raise JetkitError(
+                "--batch builds one static batch; drop --max-batch/--opt-batch, which are for "
+                "a dynamic batch range"
             )
         if self.workspace_bytes < MIN_WORKSPACE_BYTES:
             raise JetkitError(
@@ -83,11 +91,16 @@ class BuildConfig:
 
 
 def int8_mode(
-    artifact_kind: str, config: BuildConfig, has_calibration_data: bool, model: Path
+    artifact_kind: str,
+    config: BuildConfig,
+    has_calibration_data: bool,
+    model: Path,
+    features: TensorRTFeatures | None = None,
 ) -> Int8Mode | None:
     """Which INT8 quantization the build uses: `explicit` (the scales are Q/DQ nodes in the
     ONNX), `implicit` (an FP32 ONNX calibrated by TensorRT from a cache or images), or None for
-    an FP32/FP16 build. Contradictions are errors that say what to pass instead."""
+    an FP32/FP16 build. Contradictions are errors that say what to pass instead; so is an
+    implicit build on a TensorRT (`features`) that no longer has one."""
     if artifact_kind == "onnx-int8-qdq":
         if config.precision != "int8":
             raise JetkitError(
@@ -116,21 +129,33 @@ def int8_mode(
             "(written by `jetkit calibrate`), or --data IMAGES to calibrate here, or build the "
             "Q/DQ model from `jetkit calibrate --precision int8` instead"
         )
+    if features is not None and not features.implicit_int8:
+        raise implicit_int8_removed(features)
     return "implicit"
 
 
 def batch_profile(input_spec: InputSpec, config: BuildConfig) -> Profile | None:
-    """`(min, opt, max)` input shapes for a dynamic-batch model (min batch 1); None for a
-    fixed-batch model, which needs no profile."""
+    """`(min, opt, max)` input shapes for a dynamic-batch model (min batch 1), or one static
+    batch (min = opt = max) with `config.batch` or a DLA core: the DLA has no dynamic
+    dimensions ("DLA Supported Layers and Restrictions"). None for a fixed-batch model, which
+    needs no profile."""
     fixed_batch, channels, height, width = input_spec.shape
     if not input_spec.dynamic_batch:
-        for option, value in (("--max-batch", config.max_batch), ("--opt-batch", config.opt_batch)):
+        options = (
+            ("--max-batch", config.max_batch),
+            ("--opt-batch", config.opt_batch),
+            ("--batch", config.batch),
+        )
+        for option, value in options:
             if value is not None and value != fixed_batch:
                 raise JetkitError(
                     f"the model has a fixed batch of {fixed_batch}, so {option} {value} cannot "
                     "apply; re-export it with a dynamic batch (`jetkit export --dynamic-batch`)"
                 )
         return None
+    if config.batch is not None or config.dla_core is not None:
+        static = (config.batch or input_spec.max_batch, channels, height, width)
+        return static, static, static
     max_batch = config.max_batch or input_spec.max_batch
     opt_batch = config.opt_batch or max_batch
     if opt_batch > max_batch:
@@ -142,6 +167,20 @@ def batch_profile(input_spec: InputSpec, config: BuildConfig) -> Profile | None:
     )
 
 
+def calibration_batch_size(
+    profile: Profile | None, fixed_batch: int, features: TensorRTFeatures
+) -> int:
+    """The batch TensorRT's implicit calibration runs at: a fixed-batch model's batch, one
+    static batch's size, else (a dynamic batch) 1 through a calibration profile where that is
+    safe (before 10), and the profile's opt batch otherwise, which TensorRT calibrates at when
+    no calibration profile is set."""
+    if profile is None:
+        return fixed_batch
+    if profile[0] == profile[2] or not features.calibration_profile:
+        return profile[1][0]
+    return 1
+
+
 def trtexec_command(
     onnx_path: Path,
     engine_path: Path,
@@ -149,12 +188,15 @@ def trtexec_command(
     input_name: str,
     profile: Profile | None,
     mode: Int8Mode | None,
+    features: TensorRTFeatures,
 ) -> list[str]:
-    """The trtexec arguments that build the same engine (see REFERENCE.md, trtexec)."""
+    """The trtexec arguments that build the same engine (see REFERENCE.md, trtexec) with the
+    TensorRT of `features`: TensorRT 11's trtexec has no precision flags (strong typing: the
+    ONNX's types are the precision)."""
     command = ["trtexec", f"--onnx={onnx_path}", f"--saveEngine={engine_path}"]
-    if config.precision in ("fp16", "int8"):
+    if features.precision_flags and config.precision in ("fp16", "int8"):
         command.append("--fp16")
-    if config.precision == "int8":
+    if features.precision_flags and config.precision == "int8":
         command.append("--int8")
     if mode == "implicit" and config.calib_cache is not None:
         command.append(f"--calib={config.calib_cache}")
@@ -177,7 +219,10 @@ def format_command(command: list[str]) -> str:
 @dataclass(frozen=True)
 class EngineKey:
     """What makes an engine reusable: the same ONNX, precision, TensorRT, GPU architecture, DLA
-    core and batch range. Deploy's engine cache is keyed by `name`."""
+    core and batch range, and for implicit INT8 the same calibration (`calibration_sha256`,
+    the cache's digest: a recalibrated model never reuses an engine built with the old scales;
+    explicit INT8 has its scales in the Q/DQ ONNX, so in `onnx_sha256`). Deploy's engine cache
+    is keyed by `name`."""
 
     onnx_sha256: str
     precision: str
@@ -185,14 +230,17 @@ class EngineKey:
     compute_capability: str
     dla_core: int | None
     max_batch: int
+    calibration_sha256: str | None = None
 
     @property
     def name(self) -> str:
-        """A file-name-safe key, e.g. `3f9c…-int8-b8-trt10.3.0-sm87-gpu`."""
+        """A file-name-safe key, e.g. `3f9c…-int8-b8-trt10.3.0-sm87-gpu`, with `-c<digest>`
+        after the precision for implicit INT8."""
         device = "gpu" if self.dla_core is None else f"dla{self.dla_core}"
         sm = self.compute_capability.replace(".", "")
+        calibration = f"-c{self.calibration_sha256[:12]}" if self.calibration_sha256 else ""
         return (
-            f"{self.onnx_sha256[:16]}-{self.precision}-b{self.max_batch}-"
+            f"{self.onnx_sha256[:16]}-{self.precision}{calibration}-b{self.max_batch}-"
             f"trt{self.tensorrt}-sm{sm}-{device}"
         )
 
@@ -205,6 +253,7 @@ class EngineKey:
             "compute_capability": self.compute_capability,
             "dla_core": self.dla_core,
             "max_batch": self.max_batch,
+            "calibration_sha256": self.calibration_sha256,
         }
 
 
@@ -246,11 +295,12 @@ def engine_manifest(
     built for, the target it runs on, and the key and build settings in provenance."""
     input_spec = source.input
     if profile is not None:
+        static = profile[0] == profile[2]
         input_spec = InputSpec(
             name=input_spec.name,
-            shape=profile[1],
+            shape=profile[2] if static else profile[1],
             dtype=input_spec.dtype,
-            dynamic_batch=True,
+            dynamic_batch=not static,
             max_batch=profile[2][0],
         )
     manifest = derived_manifest(

@@ -154,7 +154,11 @@ class _QdqWriter:
     def __call__(self, nodes_in_float: Sequence[str], out: Path) -> None:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-        symmetric = self.runtime == "tensorrt"
+        options: dict[str, Any] = {"WeightSymmetric": True}
+        placement: dict[str, Any] = {"nodes_to_exclude": list(nodes_in_float)}
+        if self.runtime == "tensorrt":
+            options.update(_TENSORRT_QDQ_OPTIONS)
+            placement = {"nodes_to_quantize": self._tensorrt_nodes(nodes_in_float)}
         # ONNX Runtime prints progress to stdout, which belongs to the command's own output.
         with contextlib.redirect_stdout(io.StringIO()), _without_onnxruntime_warnings():
             quantize_static(
@@ -163,13 +167,51 @@ class _QdqWriter:
                 None,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
-                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
+                activation_type=(
+                    QuantType.QInt8 if self.runtime == "tensorrt" else QuantType.QUInt8
+                ),
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(nodes_in_float),
                 calibrate_method=_ort_method(self.method),
-                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+                extra_options=options,
                 calibration_cache_path=str(self.ranges_path),
+                **placement,
             )
+        if self.runtime == "tensorrt":
+            _detach_partial_concat_qdq(out)
+
+    def _tensorrt_nodes(self, nodes_in_float: Sequence[str]) -> list[str]:
+        import onnx
+
+        from calibration.trt_rules.graph import GraphView
+        from calibration.trt_rules.qdq import tensorrt_qdq_nodes
+
+        view = GraphView(onnx.load(str(self.source), load_external_data=False))
+        return tensorrt_qdq_nodes(view, nodes_in_float)
+
+
+def _detach_partial_concat_qdq(path: Path) -> None:
+    import onnx
+
+    from calibration.trt_rules.qdq import detach_partial_concat_qdq
+
+    model = onnx.load(str(path))
+    if detach_partial_concat_qdq(model):
+        onnx.save(model, str(path))
+
+
+# TensorRT's layout (calibration.trt_rules.qdq): symmetric INT8 activations (zero point 0);
+# float weights through a Q/DQ pair that TensorRT folds into per-channel INT8 weights on axis 0
+# (TensorRT 8.x rejects INT8 weight initializers; ConvTranspose too is quantized on axis 0);
+# biases left in float (TensorRT has no INT32 DequantizeLinear); Q/DQ only on the inputs of
+# the layers quantized, never between a convolution and its activation; concatenations fed
+# float where only some of their inputs would be quantized.
+_TENSORRT_QDQ_OPTIONS: dict[str, Any] = {
+    "ActivationSymmetric": True,
+    "QuantizeBias": False,
+    "AddQDQPairToWeight": True,
+    "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose", "Gemm", "MatMul", "Add"],
+    "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 0, "MatMul": 1},
+}
 
 
 def quantize_int8(

@@ -2,7 +2,7 @@
 header) on one CUDA device.
 
 TensorRT 8.5–8.x is driven through its bindings API and 9/10.x through its tensor API; which
-one is decided once, by `trt_plan.api_for_version`. Host buffers are page-locked and allocated
+one is decided once, by `trt_versions.api_for_version`. Host buffers are page-locked and allocated
 once for the profile's maximum batch, with their device twins; every call runs on one CUDA
 stream: async host→device copies, execute, async device→host copies, synchronize, with CUDA
 events between the stages for `last_stages_ms`. CUDA comes from pycuda, or from cuda-python's
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from edge.backends import trt_plan
+from edge.backends import trt_plan, trt_versions
 from edge.backends.base import Dim, TensorSpec
 from edge.backends.trt_plan import IOPlan, Shape, TensorInfo
 from edge.errors import JetkitError
@@ -73,7 +73,13 @@ class TensorRTBackend:
     name = "tensorrt"
     on_host_cpu = False
 
-    def __init__(self, path: str | Path, device: int = 0, precision: str | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        device: int = 0,
+        precision: str | None = None,
+        dla_core: int | None = None,
+    ) -> None:
         self.version = require_tensorrt()
         self.path = Path(path)
         self.device = device
@@ -85,7 +91,10 @@ class TensorRTBackend:
             )
         self.header, plan_bytes = trt_plan.split_engine_file(self.path.read_bytes())
         self.metadata = trt_plan.header_metadata_props(self.header or {})
-        self._api = trt_plan.api_for_version(self.version)
+        self.dla_core = trt_plan.runtime_dla_core(
+            dla_core, _manifest_dla_core(self.path), self.header
+        )
+        self._api = trt_versions.api_for_version(self.version)
         self._cuda = open_cuda(device)
         self._plans: dict[int, IOPlan] = {}
         self._bound_batch: int | None = None
@@ -145,6 +154,7 @@ class TensorRTBackend:
             "engine": str(self.path),
             "batch_range": (self._min_batch, self._max_batch),
             "ultralytics_header": self.header is not None,
+            "dla_core": self.dla_core,
         }
 
     def close(self) -> None:
@@ -157,7 +167,7 @@ class TensorRTBackend:
         self._cuda.close()
 
     def _open_engine(self, plan_bytes: bytes) -> None:
-        self._runtime, self._engine = _deserialize(plan_bytes, self.header, self.path)
+        self._runtime, self._engine = _deserialize(plan_bytes, self.dla_core, self.path)
         self._context = self._engine.create_execution_context()
         if self._context is None:
             raise JetkitError(
@@ -205,16 +215,25 @@ def trt_logger() -> trt.ILogger:
     return trt.Logger(trt.Logger.WARNING)
 
 
+def _manifest_dla_core(path: Path) -> int | None:
+    """`target.dla_core` of the engine's sidecar manifest, when it has one."""
+    from edge.manifest import load_manifest, sidecar_path
+
+    sidecar = sidecar_path(path)
+    if not sidecar.is_file():
+        return None
+    target = load_manifest(sidecar).target
+    return target.dla_core if target is not None else None
+
+
 def _deserialize(
-    plan: bytes, header: dict[str, object] | None, path: Path
+    plan: bytes, dla_core: int | None, path: Path
 ) -> tuple[trt.Runtime, trt.ICudaEngine]:
     import tensorrt as trt
 
     runtime = trt.Runtime(trt_logger())
-    # Ultralytics records the DLA core an engine was built for (ultralytics/nn/autobackend.py).
-    dla_core = header.get("dla") if header else None
-    if isinstance(dla_core, int | str):
-        runtime.DLA_core = int(dla_core)
+    if dla_core is not None:
+        runtime.DLA_core = dla_core
     engine = runtime.deserialize_cuda_engine(plan)
     # The stubs say ICudaEngine; the binding returns None when the plan does not fit
     # ("Version tag does not match", "generated on an incompatible device").
@@ -244,7 +263,7 @@ class _EngineIO(Protocol):
 
 
 def _engine_io(
-    api: trt_plan.ApiKind, engine: trt.ICudaEngine, context: trt.IExecutionContext
+    api: trt_versions.ApiKind, engine: trt.ICudaEngine, context: trt.IExecutionContext
 ) -> _EngineIO:
     if api == "tensors":
         return _TensorsIO(engine, context)

@@ -1,5 +1,5 @@
-"""The pure part of the TensorRT backend: dtype names, I/O shapes and buffer sizes, which Python
-API a TensorRT version has, and the Ultralytics `.engine` header.
+"""The pure part of the TensorRT backend: dtype names, I/O shapes and buffer sizes, and the
+Ultralytics `.engine` header (what each TensorRT version offers: `trt_versions`).
 
 Nothing here imports TensorRT or CUDA, so all of it is tested on machines without a GPU.
 Shapes are tuples of ints in the engine's layout; `-1` marks a dimension fixed only at run time.
@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from edge.errors import JetkitError
 
 Shape = tuple[int, ...]
-ApiKind = Literal["bindings", "tensors"]
 
 # TensorRT I/O dtypes that have a numpy equivalent. BF16, FP8, INT4, FP4 and E8M0 have none.
 _NUMPY_DTYPE_BY_TRT = {
@@ -32,8 +29,6 @@ _NUMPY_DTYPE_BY_TRT = {
     "BOOL": "bool",
     "UINT8": "uint8",
 }
-
-MIN_TENSORRT_VERSION = (8, 5)
 
 # An Ultralytics header is a little-endian int32 byte count then that much JSON. Its metadata
 # (names, imgsz, stride, args…) is a few KiB; a count above this is the start of a raw plan.
@@ -84,27 +79,6 @@ def numpy_dtype_name(trt_dtype: str) -> str:
             f"engine I/O tensor type {key} has no numpy equivalent; rebuild the engine with "
             f"{', '.join(_NUMPY_DTYPE_BY_TRT)} inputs and outputs (FP16/INT8 engines can keep FP32 I/O)"
         ) from None
-
-
-def parse_version(text: str) -> tuple[int, ...]:
-    """`"8.6.1.6"` → `(8, 6, 1, 6)`; a suffix after the numbers (`"10.3.0.post1"`) is ignored."""
-    match = re.match(r"\s*(\d+(?:\.\d+)*)", text)
-    if match is None:
-        raise JetkitError(f"cannot read a version number from {text!r}")
-    return tuple(int(part) for part in match.group(1).split("."))
-
-
-def api_for_version(version: str) -> ApiKind:
-    """Which Python API to drive: `"bindings"` (TensorRT 8.5–8.x, JetPack 5) or `"tensors"`
-    (9 and 10.x, JetPack 6+). TensorRT 10 removed the bindings API."""
-    parsed = parse_version(version)
-    if parsed[:2] < MIN_TENSORRT_VERSION:
-        minimum = ".".join(map(str, MIN_TENSORRT_VERSION))
-        raise JetkitError(
-            f"TensorRT {version} is too old: jetkit needs TensorRT {minimum} or newer "
-            "(JetPack 5.1+); upgrade JetPack, or use the onnxruntime backend"
-        )
-    return "bindings" if parsed[0] < 9 else "tensors"
 
 
 def batch_range(tensors: Sequence[TensorInfo]) -> tuple[int, int]:
@@ -266,3 +240,26 @@ def _shape_at(tensor: TensorInfo, batch: int) -> Shape:
 
 def _nbytes(shape: Shape, dtype: str) -> int:
     return math.prod(shape) * np.dtype(dtype).itemsize
+
+
+def runtime_dla_core(
+    requested: int | None, manifest_dla_core: int | None, header: dict[str, object] | None
+) -> int | None:
+    """The DLA core to deserialize an engine on (`IRuntime.DLA_core`, set before
+    `deserialize_cuda_engine`): the one asked for, else the engine manifest's `target.dla_core`
+    (jetkit builds), else an Ultralytics header's `dla` (ultralytics/nn/autobackend.py); None
+    for a GPU engine. An engine built for core 1 deserialized without it lands on core 0, so
+    two models could never share a Jetson's two DLA cores."""
+    if requested is not None:
+        return requested
+    if manifest_dla_core is not None:
+        return manifest_dla_core
+    value = header.get("dla") if header else None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise JetkitError(
+            f"the engine header's DLA core {value!r} is not a number; rebuild the engine"
+        ) from None

@@ -9,6 +9,7 @@ from calibration.engine import (
     BuildConfig,
     EngineKey,
     batch_profile,
+    calibration_batch_size,
     check_engine_path,
     default_engine_path,
     engine_manifest,
@@ -16,6 +17,7 @@ from calibration.engine import (
     parse_size_bytes,
     trtexec_command,
 )
+from edge.backends.trt_versions import features_for_version
 from edge.errors import JetkitError
 from edge.manifest import InputSpec, Manifest
 from edge.samples import blob_manifest
@@ -130,7 +132,7 @@ def test_trtexec_line_for_an_implicit_int8_dla_build():
     )
     profile = ((1, 3, 320, 320), (4, 3, 320, 320), (8, 3, 320, 320))
     command = trtexec_command(
-        Path("m.onnx"), Path("m.engine"), config, "images", profile, "implicit"
+        Path("m.onnx"), Path("m.engine"), config, "images", profile, "implicit", TRT10
     )
     assert command == [
         "trtexec",
@@ -151,7 +153,7 @@ def test_trtexec_line_for_an_implicit_int8_dla_build():
 
 def test_trtexec_line_for_fp32_and_explicit_int8_has_no_calibration():
     fp32 = trtexec_command(
-        Path("m.onnx"), Path("m.engine"), BuildConfig(precision="fp32"), "images", None, None
+        Path("m.onnx"), Path("m.engine"), BuildConfig(precision="fp32"), "images", None, None, TRT10
     )
     assert fp32 == [
         "trtexec",
@@ -160,9 +162,91 @@ def test_trtexec_line_for_fp32_and_explicit_int8_has_no_calibration():
         "--memPoolSize=workspace:1024",
     ]
     explicit = trtexec_command(
-        Path("q.onnx"), Path("q.engine"), BuildConfig(precision="int8"), "x", None, "explicit"
+        Path("q.onnx"),
+        Path("q.engine"),
+        BuildConfig(precision="int8"),
+        "x",
+        None,
+        "explicit",
+        TRT10,
     )
     assert "--int8" in explicit and not any(arg.startswith("--calib") for arg in explicit)
+
+
+def test_trtexec_line_for_tensorrt_11_has_no_precision_flags():
+    # TensorRT 11 is strongly typed: the Q/DQ or FP16 ONNX is the precision.
+    explicit = trtexec_command(
+        Path("q.onnx"),
+        Path("q.engine"),
+        BuildConfig(precision="int8"),
+        "x",
+        None,
+        "explicit",
+        features_for_version("11.4.0"),
+    )
+    assert not {"--int8", "--fp16"} & set(explicit)
+
+
+def test_a_dla_build_gets_one_static_batch_the_manifests_max_by_default():
+    spec = InputSpec(shape=(1, 3, 320, 320), dynamic_batch=True, max_batch=8)
+    static = (8, 3, 320, 320)
+    assert batch_profile(spec, BuildConfig(dla_core=0)) == (static, static, static)
+    two = (2, 3, 320, 320)
+    assert batch_profile(spec, BuildConfig(dla_core=1, batch=2)) == (two, two, two)
+    assert batch_profile(spec, BuildConfig(batch=2)) == (two, two, two)
+    with pytest.raises(JetkitError, match="--batch builds one static batch"):
+        BuildConfig(batch=2, max_batch=4)
+    fixed = InputSpec(shape=(1, 3, 320, 320))
+    assert batch_profile(fixed, BuildConfig(dla_core=0)) is None
+    with pytest.raises(JetkitError, match="fixed batch of 1, so --batch 2"):
+        batch_profile(fixed, BuildConfig(batch=2))
+
+
+def test_a_static_profile_makes_a_static_batch_engine_manifest(tmp_path):
+    source_path = tmp_path / "blob.onnx"
+    source_path.write_bytes(b"onnx bytes")
+    source = blob_manifest((320, 320), max_batch=8, dynamic_batch=True, file_name="blob.onnx")
+    config = BuildConfig(precision="fp16", dla_core=1, batch=2)
+    engine = engine_manifest(
+        source,
+        source_path,
+        tmp_path / "b.engine",
+        config,
+        KEY,
+        None,
+        batch_profile(source.input, config),
+        {},
+    )
+    assert engine.input.shape == (2, 3, 320, 320)
+    assert (engine.input.dynamic_batch, engine.input.max_batch) == (False, 2)
+    assert engine.target.dla_core == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "batch"),
+    [("8.6.2", 1), ("10.3.0", 4)],  # 10: no calibration profile, TensorRT calibrates at opt
+)
+def test_implicit_calibration_batch_per_tensorrt(version, batch):
+    dynamic = ((1, 3, 64, 64), (4, 3, 64, 64), (8, 3, 64, 64))
+    assert calibration_batch_size(dynamic, 1, features_for_version(version)) == batch
+    static = ((2, 3, 64, 64),) * 3
+    assert calibration_batch_size(static, 1, features_for_version(version)) == 2
+    assert calibration_batch_size(None, 3, features_for_version(version)) == 3
+
+
+def test_implicit_int8_on_tensorrt_11_is_refused_with_the_explicit_path(tmp_path):
+    cache = tmp_path / "m.cache"
+    cache.write_text("TRT-8601-EntropyCalibration2\n")
+    config = BuildConfig(precision="int8", calib_cache=cache)
+    model = Path("m.onnx")
+    assert int8_mode("onnx", config, False, model, features_for_version("10.3")) == "implicit"
+    with pytest.raises(JetkitError, match="TensorRT 11.0 has no implicit INT8.*--runtime tensorrt"):
+        int8_mode("onnx", config, False, model, features_for_version("11.0"))
+    qdq = BuildConfig(precision="int8")
+    assert int8_mode("onnx-int8-qdq", qdq, False, model, features_for_version("11.0")) == "explicit"
+
+
+TRT10 = features_for_version("10.3.0")
 
 
 def test_engine_key_names_every_field_and_differs_when_any_does():
@@ -175,8 +259,12 @@ def test_engine_key_names_every_field_and_differs_when_any_does():
         EngineKey("ab" * 32, "int8", "10.3.0", "7.2", None, 8),
         EngineKey("ab" * 32, "int8", "10.3.0", "8.7", 0, 8),
         EngineKey("ab" * 32, "int8", "10.3.0", "8.7", None, 1),
+        # Implicit INT8: the same FP32 ONNX recalibrated is another engine.
+        EngineKey("ab" * 32, "int8", "10.3.0", "8.7", None, 8, calibration_sha256="ef" * 32),
+        EngineKey("ab" * 32, "int8", "10.3.0", "8.7", None, 8, calibration_sha256="01" * 32),
     ]
     assert len({key.name for key in variants}) == len(variants)
+    assert variants[7].name == "abababababababab-int8-cefefefefefef-b8-trt10.3.0-sm87-gpu"
     assert variants[5].name.endswith("-dla0")
     assert KEY.to_dict()["name"] == KEY.name
 

@@ -87,6 +87,18 @@ def test_the_export_converts_to_an_fp16_artifact_that_matches(exported, val_imag
     fp32 = Detector.open(exported.onnx_path, conf=0.01)(frame)
     fp16 = Detector.open(out, conf=0.01)(frame)
     assert len(fp32) and abs(len(fp16) - len(fp32)) <= max(2, len(fp32) // 10)
+    assert trt_findings(out) == []
+
+
+def trt_findings(path):
+    """What TensorRT's rules say about `path` on every version jetkit targets."""
+    from calibration.trt_rules.check import DEFAULT_VERSIONS, check_versions, load_onnx
+
+    return check_versions(load_onnx(path), DEFAULT_VERSIONS)
+
+
+def test_the_export_passes_tensorrts_rules_on_every_version(exported):
+    assert trt_findings(exported.onnx_path) == []
 
 
 @pytest.mark.parametrize("runtime", ["cpu", "tensorrt"])
@@ -104,6 +116,9 @@ def test_the_export_quantizes_to_a_valid_int8_model_close_to_fp32(
     out = tmp_path / f"model-int8-{runtime}.onnx"
     quantize_int8(exported.onnx_path, exported.manifest, val_images[:8], out, runtime=runtime)
     onnx.checker.check_model(onnx.load(str(out)))
+    if runtime == "tensorrt":
+        # Every TensorRT rule, placement included: nothing to report on any version.
+        assert trt_findings(out) == []
     manifest = exported.manifest
     preprocess = Preprocessor(manifest.preprocess, manifest.input.size_hw, max_batch=4)
     images, _ = preprocess([read_image(p) for p in val_images[8:12]])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edge.backends.tensorrt import TensorRTBackend
-from edge.backends.trt_plan import api_for_version
+from edge.backends.trt_versions import api_for_version
 from edge.errors import JetkitError
 
 INPUT_CHW = (3, 8, 8)

@@ -59,50 +59,6 @@ def test_numpy_dtype_name_refuses_types_without_numpy_twin(trt_name: str) -> Non
         trt_plan.numpy_dtype_name(trt_name)
 
 
-# --- versions ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "parsed"),
-    [
-        ("8.6.1", (8, 6, 1)),
-        ("8.5.2.2", (8, 5, 2, 2)),
-        ("10.3.0.30", (10, 3, 0, 30)),
-        ("10.13.0.35.post1", (10, 13, 0, 35)),
-        (" 9 ", (9,)),
-    ],
-)
-def test_parse_version(text: str, parsed: tuple[int, ...]) -> None:
-    assert trt_plan.parse_version(text) == parsed
-
-
-def test_parse_version_rejects_text_without_numbers() -> None:
-    with pytest.raises(JetkitError, match="cannot read a version number from 'unknown'"):
-        trt_plan.parse_version("unknown")
-
-
-@pytest.mark.parametrize(
-    ("version", "api"),
-    [
-        ("8.5.2.2", "bindings"),  # JetPack 5.1
-        ("8.6.1", "bindings"),
-        ("8.6.2.3", "bindings"),  # JetPack 5.1.2+
-        ("9.3.0", "tensors"),
-        ("10.0.1", "tensors"),
-        ("10.3.0.30", "tensors"),  # JetPack 6
-        ("11.0", "tensors"),
-    ],
-)
-def test_api_for_version(version: str, api: str) -> None:
-    assert trt_plan.api_for_version(version) == api
-
-
-@pytest.mark.parametrize("version", ["8.4.1.5", "8.2.1", "7.1.3"])
-def test_api_for_version_refuses_old_tensorrt(version: str) -> None:
-    with pytest.raises(JetkitError, match=rf"TensorRT {version} is too old.*8\.5 or newer"):
-        trt_plan.api_for_version(version)
-
-
 # --- I/O planning ------------------------------------------------------------------------------
 
 
@@ -333,3 +289,16 @@ def test_header_metadata_props_match_ultralytics_onnx_metadata() -> None:
 def test_header_metadata_props_keep_non_numeric_name_keys() -> None:
     props = trt_plan.header_metadata_props({"names": {"a": "cat"}})
     assert ast.literal_eval(props["names"]) == {"a": "cat"}
+
+
+# --- DLA core at run time ----------------------------------------------------------------------
+
+
+def test_the_dla_core_comes_from_the_request_then_the_manifest_then_the_header() -> None:
+    assert trt_plan.runtime_dla_core(None, None, None) is None
+    assert trt_plan.runtime_dla_core(None, 1, None) == 1  # a jetkit engine built for core 1
+    assert trt_plan.runtime_dla_core(None, None, {"dla": "1"}) == 1  # Ultralytics' header
+    assert trt_plan.runtime_dla_core(None, 0, {"dla": "1"}) == 0
+    assert trt_plan.runtime_dla_core(1, 0, None) == 1
+    with pytest.raises(JetkitError, match="DLA core 'x' is not a number"):
+        trt_plan.runtime_dla_core(None, None, {"dla": "x"})

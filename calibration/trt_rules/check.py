@@ -1,0 +1,185 @@
+"""Every rule for one target (a TensorRT version, a build precision, the DLA or not), over one
+ONNX model: `check_model` returns findings, `require_buildable` turns errors into one
+`jetkit: error:` line. `check_versions` runs the same model against several TensorRT versions
+and merges what they report alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from calibration.trt_rules.dla import GENERATIONS, DlaTarget, check_dla
+from calibration.trt_rules.findings import Finding, Rule, errors, summarize
+from calibration.trt_rules.graph import GraphView
+from calibration.trt_rules.io import check_io
+from calibration.trt_rules.operators import check_operators
+from calibration.trt_rules.qdq import check_placement, check_validity
+from edge.backends.trt_versions import TensorRTFeatures, features_for_version
+from edge.errors import JetkitError
+
+# What `jetkit check` and `jetkit bundle` check against when no TensorRT version is named:
+# JetPack 5 (8.5, 8.6), JetPack 6 (10.3) and TensorRT 11.
+DEFAULT_VERSIONS = ("8.5", "8.6", "10.3", "11.4.1")
+PRECISIONS = ("fp32", "fp16", "int8")
+_STRONG_TYPING_SOURCE = (
+    "TensorRT 10.x to 11.x migration notes; TensorRT Developer Guide, Strongly Typed Networks"
+)
+
+INT8_WEIGHTS = Rule(
+    "qdq.int8-weights",
+    "TensorRT 8.x takes FP32 weights through QuantizeLinear, not INT8 weight initializers",
+    "NVIDIA/TensorRT#2163 ('invalid weights type of Int8'); release/8.6 NvInfer.h IConstantLayer",
+)
+ZERO_POINT_INPUT = Rule(
+    "qdq.zero-point-input",
+    "TensorRT 8.x needs the zero point given as the third input of every Q/DQ",
+    "onnx-tensorrt 8.5-GA/8.6-GA builtin_op_importers.cpp QuantDequantLinearHelper",
+)
+STRONG_TYPING = Rule(
+    "build.strongly-typed",
+    "TensorRT 11 builds strongly typed networks: the precision is the model's own",
+    _STRONG_TYPING_SOURCE,
+)
+
+
+def table_for(features: TensorRTFeatures) -> str:
+    """The operator table (`operators.TABLE_VERSIONS`) of a TensorRT version."""
+    major, minor = features.version[0], (features.version[1:] or (0,))[0]
+    if major < 9:
+        return "8.5" if minor <= 5 else "8.6"
+    return "10" if major < 11 else "11"
+
+
+@dataclass(frozen=True)
+class CheckTarget:
+    """One build to check for: `tensorrt` a version (`"8.6"`, `"10.3.0"`), `precision` the
+    build's (None: the model's own), `dla` a DLA generation or None, `batch` the build's
+    static batch (DLA)."""
+
+    tensorrt: str = "10.3"
+    precision: str | None = None
+    dla: str | None = None
+    batch: int | None = None
+
+    def __post_init__(self) -> None:
+        features_for_version(self.tensorrt)  # names an unreadable or too old version
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise JetkitError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.dla is not None and self.dla not in GENERATIONS:
+            raise JetkitError(f"--dla {self.dla!r} is not one of {', '.join(GENERATIONS)}")
+        if self.batch is not None and self.batch < 1:
+            raise JetkitError(f"--batch must be >= 1, got {self.batch}")
+
+    @property
+    def features(self) -> TensorRTFeatures:
+        return features_for_version(self.tensorrt)
+
+
+def load_onnx(path: Path) -> Any:
+    """The ONNX graph at `path` (weights stored beside it are not read: no rule needs more
+    than their names, types and the constants inside the file)."""
+    import onnx
+
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several kinds for files that are not ONNX
+        raise JetkitError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+
+
+def check_model(model: Any, target: CheckTarget, artifact_kind: str | None = None) -> list[Finding]:
+    """Every finding for building `model` (an `onnx.ModelProto`) for `target`. `artifact_kind`
+    (the manifest's: `onnx`, `onnx-fp16`, `onnx-int8-qdq`) tells what the model holds."""
+    view = GraphView(model)
+    features = target.features
+    findings = list(check_operators(view, table_for(features)))
+    findings += check_io(view, features.int64_io)
+    findings += check_validity(view, features.fp8_int4_qdq)
+    findings += _check_version_qdq(view, features)
+    findings += check_placement(view)
+    findings += _check_precision(features, target.precision, artifact_kind)
+    if target.dla is not None:
+        findings += check_dla(
+            view, DlaTarget(target.dla, target.precision, target.batch, features.dla)
+        )
+    return findings
+
+
+def _check_version_qdq(view: GraphView, features: TensorRTFeatures) -> list[Finding]:
+    if features.int8_weight_initializers:
+        return []
+    found = []
+    for node in view.nodes:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if len(node.input) < 3 or not node.input[2]:
+            found.append(Finding(ZERO_POINT_INPUT, node.name, "no zero point input"))
+        if node.op_type == "DequantizeLinear" and view.constant_dtype(node.input[0]) == 3:
+            found.append(
+                Finding(
+                    INT8_WEIGHTS,
+                    node.name,
+                    f"dequantizes the INT8 initializer {node.input[0]}; recalibrate with "
+                    "`jetkit calibrate --runtime tensorrt` (float weights through Q/DQ)",
+                )
+            )
+    return found
+
+
+def _check_precision(
+    features: TensorRTFeatures, precision: str | None, artifact_kind: str | None
+) -> list[Finding]:
+    """On a strongly typed TensorRT the model's types are the engine's precision."""
+    if not features.strongly_typed_only or precision is None or artifact_kind is None:
+        return []
+    holds = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8-qdq": "int8"}.get(artifact_kind)
+    if holds is None or holds == precision:
+        return []
+    fix = {
+        "fp16": "build the FP16 ONNX from `jetkit calibrate --precision fp16`",
+        "int8": "build the Q/DQ ONNX from `jetkit calibrate --precision int8 --runtime tensorrt`",
+        "fp32": "build the FP32 ONNX",
+    }[precision]
+    return [
+        Finding(
+            STRONG_TYPING,
+            None,
+            f"the model is {holds.upper()}, so TensorRT {features.label} builds it as "
+            f"{holds.upper()}, not {precision.upper()}; {fix}",
+        )
+    ]
+
+
+def check_versions(
+    model: Any,
+    versions: Sequence[str],
+    precision: str | None = None,
+    dla: str | None = None,
+    batch: int | None = None,
+    artifact_kind: str | None = None,
+) -> list[tuple[Finding, tuple[str, ...]]]:
+    """`check_model` for each of `versions`, each distinct finding once with the versions that
+    report it, in the order first seen."""
+    merged: dict[Finding, list[str]] = {}
+    for version in versions:
+        target = CheckTarget(version, precision, dla, batch)
+        for finding in check_model(model, target, artifact_kind):
+            merged.setdefault(finding, []).append(version)
+    return [(finding, tuple(found_in)) for finding, found_in in merged.items()]
+
+
+def require_buildable(
+    findings: Iterable[Finding], what: str, tensorrt: str, log: Any = None
+) -> None:
+    """Raise a JetkitError naming the first errors; pass warnings to `log` (one line each)."""
+    findings = list(findings)
+    if log is not None:
+        for finding in findings:
+            if finding.severity == "warning":
+                log(f"warning: {what}: {finding.describe()}")
+    if errors(findings):
+        raise JetkitError(
+            f"TensorRT {tensorrt} would reject {what}: {summarize(findings)}; "
+            f"`jetkit check {what} --tensorrt {tensorrt}` lists every finding with its source"
+        )
