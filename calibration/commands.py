@@ -67,6 +67,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                 trt_cache_from(result, args.cache_tensorrt_version, args.method),
                 staging / f"{name}.cache",
             )
+        if args.precision == "fp16" or args.runtime == "tensorrt":
+            _check_tensorrt_rules(artifact)
         if args.val:
             from calibration.gate import run_gate
             from edge.datasets import load_dataset
@@ -94,6 +96,20 @@ def _calibrate(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return 0
+
+
+def _check_tensorrt_rules(artifact: Path) -> None:
+    """An artifact for TensorRT that no TensorRT jetkit targets would build is refused here,
+    before it is written (`calibration.trt_rules`)."""
+    from calibration.trt_rules.check import (
+        DEFAULT_VERSIONS,
+        check_versions,
+        load_onnx,
+        require_some_version_builds,
+    )
+
+    results = check_versions(load_onnx(artifact), DEFAULT_VERSIONS)
+    require_some_version_builds(results, artifact.name, DEFAULT_VERSIONS, stderr_log)
 
 
 def register_calibrate(subparsers: argparse._SubParsersAction) -> None:

@@ -409,18 +409,20 @@ def verify_bundle(path: str | os.PathLike[str]) -> BundleIndex:
 
 
 def verify_and_read(
-    path: str | os.PathLike[str], roles: Collection[str] = ()
+    path: str | os.PathLike[str],
+    roles: Collection[str] = (),
+    max_kept_bytes: int = MAX_KEPT_BYTES,
 ) -> tuple[BundleIndex, dict[str, bytes]]:
     """`verify_bundle`, keeping the content of each member of one of `roles` up to
-    MAX_KEPT_BYTES (small files such as gate reports; larger ones are checked, not kept), read
-    in the same pass that checked its digest."""
+    `max_kept_bytes` (larger ones are checked, not kept), read in the same pass that checked
+    its digest."""
     path = Path(path)
     source = f"bundle {path}"
     kept: dict[str, bytes] = {}
     with _open_tar(path) as tar:
         index = _read_index(tar, source)
         for info, member in _members(tar, index, source):
-            keep = member.role in roles and member.size_bytes <= MAX_KEPT_BYTES
+            keep = member.role in roles and member.size_bytes <= max_kept_bytes
             out = io.BytesIO() if keep else None
             _copy_checked(tar, info, member, out, source)
             if out is not None:

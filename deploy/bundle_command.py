@@ -4,8 +4,9 @@ import time."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.commands import add_manifest_overrides
 from edge.errors import JetkitError
@@ -57,10 +58,29 @@ def _bundle(args: argparse.Namespace) -> int:
         args.inputs, args.include_engine or (), overrides_from_args(args), stderr_log
     )
     index = build_index(name, version, inputs, keys)
+    _check_tensorrt_rules(index, inputs, stderr_log)
     write_bundle(out, index, inputs)
     print(describe_index(index))
     print(out)
     return 0
+
+
+def _check_tensorrt_rules(
+    index: BundleIndex, inputs: Sequence[Any], log: Callable[[str], None]
+) -> None:
+    from calibration.trt_rules.check import DEFAULT_VERSIONS
+    from deploy.trt_checks import check_bundle, onnx_available
+
+    if not onnx_available():
+        log("note: the onnx package is not installed here: TensorRT's rules were not checked")
+        return
+    by_path = {item.path: item for item in inputs}
+
+    def read(path: str) -> bytes:
+        with by_path[path].open() as handle:
+            return bytes(handle.read())
+
+    check_bundle(index, read, DEFAULT_VERSIONS, log)
 
 
 def register_bundle(subparsers: argparse._SubParsersAction) -> None:

@@ -20,6 +20,7 @@ from deploy.bundle import verify_and_read
 from deploy.bundle_index import BundleIndex, gate_outcomes
 from deploy.plan import AUTO, PRECISIONS, DeviceFacts, ModelPlan, choose_precision, preflight
 from deploy.transport import AgentTransport
+from deploy.trt_checks import check_planned_build
 from edge.errors import JetkitError
 
 Log = Callable[[str], None]
@@ -78,6 +79,10 @@ class FlashResult:
         }
 
 
+# Larger ONNX models are verified but not held in memory to check TensorRT's rules on them.
+MAX_CHECKED_MODEL_BYTES = 256 << 20
+
+
 def upload_name(index: BundleIndex) -> str:
     """The staging name of an upload: the release and a digest of its index, so that a partial
     upload is only ever resumed with the same bundle."""
@@ -90,7 +95,11 @@ def flash(
 ) -> FlashResult:
     device = transport.target.name
     log(f"[1/6] verifying {bundle}")
-    index, reports = verify_and_read(bundle, ("gate-report",))
+    # The ONNX models are kept too, to check the one the device will build against its TensorRT.
+    index, kept = verify_and_read(bundle, ("gate-report", "model"), MAX_CHECKED_MODEL_BYTES)
+    reports = {
+        m.path: kept[m.path] for m in index.members if m.role == "gate-report" and m.path in kept
+    }
     log(f"[2/6] preflight on {device}")
     daemon = {"daemon_url": settings.daemon_url}
     raw_facts = transport.call("facts", daemon)
@@ -108,6 +117,9 @@ def flash(
     )
     log(f"  precision: {precision} ({why})")
     log(f"  plan: {plan.describe()}")
+    if plan.runtime == "tensorrt" and plan.needs_build and facts.tensorrt:
+        source = next(m for m in index.models if m.file == plan.model)
+        check_planned_build(kept.get(plan.model), source, plan.precision, facts.tensorrt, log)
     name = upload_name(index)
     size = bundle.stat().st_size
     resumed_from = 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deploy.bundle_index import BundleIndex, BundleModel
+from edge.backends.trt_versions import features_for_version, implicit_int8_removed
 from edge.errors import JetkitError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -108,13 +109,26 @@ class ModelPlan:
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
 
 
-def engine_key(model: BundleModel, sha256: str, precision: str, facts: DeviceFacts) -> dict:
-    """The engine key (`calibration.engine.EngineKey`) for building `model` on this device."""
+def engine_key(
+    model: BundleModel,
+    sha256: str,
+    precision: str,
+    facts: DeviceFacts,
+    calibration_sha256: str | None = None,
+) -> dict:
+    """The engine key (`calibration.engine.EngineKey`) for building `model` on this device;
+    `calibration_sha256` the calibration cache's for implicit INT8."""
     from calibration.engine import EngineKey
 
     assert facts.tensorrt and facts.compute_capability
     key = EngineKey(
-        sha256, precision, facts.tensorrt, facts.compute_capability, None, model.max_batch
+        sha256,
+        precision,
+        facts.tensorrt,
+        facts.compute_capability,
+        None,
+        model.max_batch,
+        calibration_sha256,
     )
     return key.to_dict()
 
@@ -147,12 +161,15 @@ def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelP
             f"{facts.host} has TensorRT {facts.tensorrt} but its GPU's compute capability could "
             "not be read (is CUDA working there? try `jetkit bench` on the device)"
         )
+    features = features_for_version(facts.tensorrt)
     calib_cache = None
     if precision == "int8":
         qdq = index.model("int8")
         if qdq is not None and qdq.runtime != "cpu":
             source = qdq
         elif fp32 is not None and (calib_cache := _cache_member(index, fp32)):
+            if not features.implicit_int8:
+                raise implicit_int8_removed(features)
             source = fp32
         else:
             raise JetkitError(
@@ -160,12 +177,23 @@ def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelP
                 "with `jetkit calibrate --precision int8 --runtime tensorrt`, or its calibration "
                 "cache beside the FP32 ONNX"
             )
+    elif features.strongly_typed_only:
+        # TensorRT 11 builds the model's own types: an FP16 engine needs the FP16 ONNX.
+        source = index.model(precision)
+        if source is None:
+            raise JetkitError(
+                f"{facts.host} has TensorRT {facts.tensorrt}, which builds a model in its own "
+                f"precision, and bundle {index.release} has no {precision.upper()} ONNX; add "
+                f"one (`jetkit calibrate --precision {precision}`) and bundle again, or flash "
+                "--precision fp32"
+            )
     else:
         # FP16 engines build from the FP32 ONNX (TensorRT picks FP16 kernels per layer).
         source = fp32 or index.model(precision)
         if source is None:
             raise JetkitError(f"bundle {index.release} has no FP32 ONNX to build an engine from")
-    key = engine_key(source, index.member(source.file).sha256, precision, facts)
+    calibration_sha256 = index.member(calib_cache).sha256 if calib_cache else None
+    key = engine_key(source, index.member(source.file).sha256, precision, facts, calibration_sha256)
     prebuilt = next((e.file for e in index.engines if e.key.get("name") == key["name"]), None)
     cached = prebuilt is None and key["name"] in facts.engines
     return ModelPlan(precision, "tensorrt", source.file, key, prebuilt, cached, calib_cache)
@@ -184,7 +212,13 @@ def choose_precision(
     format where its accuracy-gate report (`gate_passed`, by model member) says it passed,
     else FP32 (an FP16 ONNX runs no faster there), else what the bundle has."""
     if facts.tensorrt:
-        return "fp16", f"TensorRT {facts.tensorrt} is on {facts.host}: an FP16 engine"
+        trt = f"TensorRT {facts.tensorrt} is on {facts.host}"
+        if features_for_version(facts.tensorrt).strongly_typed_only and not index.model("fp16"):
+            return (
+                "fp32",
+                f"{trt}, which builds the model's own types, and the bundle has no FP16 ONNX",
+            )
+        return "fp16", f"{trt}: an FP16 engine"
     cpu = f"no TensorRT on {facts.host}, so ONNX Runtime on its CPU"
     int8 = index.model("int8")
     if int8 is not None and int8.runtime == "cpu" and gate_passed.get(int8.file):

@@ -5,7 +5,7 @@ and merges what they report alike."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,3 +183,28 @@ def require_buildable(
             f"TensorRT {tensorrt} would reject {what}: {summarize(findings)}; "
             f"`jetkit check {what} --tensorrt {tensorrt}` lists every finding with its source"
         )
+
+
+def require_some_version_builds(
+    results: Sequence[tuple[Finding, tuple[str, ...]]],
+    what: str,
+    versions: Sequence[str],
+    log: Callable[[str], None],
+) -> None:
+    """For `check_versions` results: raise when every one of `versions` rejects `what`; name
+    the versions that reject it when only some do; count the warnings."""
+    failing = [(f, found) for f, found in results if f.severity == "error"]
+    everywhere = [f for f, found in failing if set(found) == set(versions)]
+    if everywhere:
+        raise JetkitError(
+            f"no TensorRT jetkit targets ({', '.join(versions)}) can build {what}: "
+            f"{summarize(everywhere)}; `jetkit check` lists every finding with its source"
+        )
+    for finding, found in failing:
+        log(
+            f"warning: {what} will not build on TensorRT {', '.join(found)}: "
+            f"[{finding.rule.id}] {finding.message}"
+        )
+    warnings = len(results) - len(failing)
+    if warnings:
+        log(f"note: {what}: {warnings} TensorRT warning(s); `jetkit check` lists them")

@@ -4,6 +4,7 @@ import json
 
 import cv2
 import numpy as np
+import onnx
 from cli_helpers import assert_user_error, jetkit
 
 from calibration.trt_cache import read_cache
@@ -134,3 +135,20 @@ def test_a_model_without_a_manifest_is_calibrated_with_the_inferred_one(
         "source_metadata": ["author", "batch", "description", "imgsz", "names", "stride", "task"],
     }
     assert json.loads((tmp_path / "yolov8n-int8.gate.json").read_text())["passed"]
+
+
+def test_an_artifact_no_tensorrt_can_build_is_refused_and_not_written(blob_onnx, tmp_path):
+    """A model whose output is DOUBLE: ONNX Runtime runs it, no TensorRT binds it."""
+    model = onnx.load(str(blob_onnx))
+    for node in model.graph.node:
+        node.output[:] = ["output0_float" if out == "output0" else out for out in node.output]
+    model.graph.node.append(
+        onnx.helper.make_node("Cast", ["output0_float"], ["output0"], to=onnx.TensorProto.DOUBLE)
+    )
+    model.graph.output[0].type.tensor_type.elem_type = onnx.TensorProto.DOUBLE
+    source = tmp_path / "double.onnx"
+    onnx.save(model, str(source))
+    out = tmp_path / "out"
+    result = jetkit("calibrate", source, "--precision", "fp16", "--out", out)
+    assert_user_error(result, "no TensorRT jetkit targets", "[io.dtype]", progress=True)
+    assert list(out.iterdir()) == []

@@ -145,3 +145,30 @@ def test_the_default_precision_follows_the_device():
     only_fp16 = BundleIndex("m", "1.0", only_fp16.members, only_fp16.models[1:], ())
     precision, why = choose_precision(only_fp16, cpu, {})
     assert precision == "fp16" and "no FP32" in why
+
+
+def test_an_implicit_int8_engine_is_keyed_by_its_calibration_cache():
+    implicit = plan_model(_index(int8_runtime="cpu"), "int8", _facts())
+    assert implicit.key["calibration_sha256"] == SHA["cache"]
+    assert f"-int8-c{SHA['cache'][:12]}-" in implicit.key["name"]
+    explicit = plan_model(_index(), "int8", _facts())
+    # Explicit INT8 carries its scales in the Q/DQ model, whose digest is the key's.
+    assert explicit.key["onnx_sha256"] == SHA["int8"] and explicit.key["calibration_sha256"] is None
+
+
+def test_tensorrt_11_builds_each_precision_from_its_own_onnx():
+    fp16 = plan_model(_index(), "fp16", _facts(tensorrt="11.4.1"))
+    assert fp16.model == "models/m-fp16.onnx"
+    with pytest.raises(JetkitError, match="TensorRT 11.0 has no implicit INT8"):
+        plan_model(_index(int8_runtime="cpu"), "int8", _facts(tensorrt="11.0"))
+    assert plan_model(_index(), "int8", _facts(tensorrt="11.0")).model == "models/m-int8.onnx"
+
+
+def test_auto_on_tensorrt_11_without_an_fp16_onnx_flashes_fp32():
+    index = _index()
+    no_fp16 = BundleIndex(
+        "m", "1.0", index.members, (index.models[0], index.models[2]), ()
+    )
+    precision, why = choose_precision(no_fp16, _facts(tensorrt="11.4.1"), {})
+    assert precision == "fp32" and "own types" in why
+    assert choose_precision(index, _facts(tensorrt="11.4.1"), {})[0] == "fp16"
