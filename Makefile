@@ -3,7 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
-.PHONY: setup test test-jetson demo lint bench bench-train bench-calib bench-pipeline clean
+JETSON_VENV ?= .venv-jetson
+# The test files with TensorRT tests (the `jetson` marker); none of them imports torch.
+JETSON_TESTS := $(shell grep -rl "pytest.mark.jetson" tests)
+
+.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -13,9 +17,15 @@ test: setup
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 
-# On a Jetson (or any machine with TensorRT and a GPU): only the tests that need them.
-test-jetson: setup
-	$(PY) -m pytest -q -m "jetson or gpu" --run-device
+# On a Jetson: the TensorRT tests, in the README's device environment (JetPack's TensorRT, CUDA
+# and OpenCV through --system-site-packages). Without TensorRT and CUDA it fails, naming them.
+test-jetson:
+	JETSON_VENV=$(JETSON_VENV) bash scripts/setup_jetson.sh
+	$(JETSON_VENV)/bin/python -m pytest -q -m jetson --run-device $(JETSON_TESTS)
+
+# On a machine with a CUDA GPU and torch: the trainer's GPU tests.
+test-gpu: setup
+	$(PY) -m pytest -q -m gpu --run-device tests/trainer
 
 # The whole chain on the built-in defaults (`jetkit demo --help`); DEMO_ARGS=--quick for minutes.
 demo: setup
@@ -50,4 +60,4 @@ lint: setup
 	$(PY) -m ruff check edge trainer calibration deploy demo tests benchmarks
 
 clean:
-	rm -rf $(VENV) .typings runs .pytest_cache .mypy_cache
+	rm -rf $(VENV) $(JETSON_VENV) .typings runs .pytest_cache .mypy_cache

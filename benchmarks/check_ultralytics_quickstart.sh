@@ -41,6 +41,19 @@ step() { printf '\n$ jetkit %s\n' "$*"; "$JETKIT" "$@"; }
 step inspect yolov8n.onnx
 step detect yolov8n.onnx photo.jpg --json
 step calibrate yolov8n.onnx --precision int8 --runtime cpu --data calib/ --images 8 --out int8
+# TensorRT's documented rules on the export and on both INT8 formats: the TensorRT Q/DQ passes
+# on every version, ONNX Runtime's CPU format (INT32 biases, UINT8 activations) is refused.
+step check yolov8n.onnx
+step calibrate yolov8n.onnx --precision int8 --data calib/ --images 8 --out int8-trt
+step check int8-trt/yolov8n-int8.onnx
+step check yolov8n.onnx --tensorrt 10.3 --dla --batch 1 --precision fp16 | tail -1
+printf '\n$ jetkit check int8/yolov8n-int8.onnx   (must be refused)\n'
+if "$JETKIT" check int8/yolov8n-int8.onnx >check-cpu-int8.txt; then
+    echo "error: the CPU-format INT8 passed TensorRT's rules" >&2
+    exit 1
+fi
+grep -c "qdq.int32-bias" check-cpu-int8.txt | sed 's/^/INT32 bias DequantizeLinear nodes: /'
+tail -1 check-cpu-int8.txt
 step bundle yolov8n.onnx -o det-1.0.0.jkb
 step flash det-1.0.0.jkb --target "file://$PWD/device"
 step run clip.mp4 --model yolov8n.onnx --sink jsonl://results.jsonl

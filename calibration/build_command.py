@@ -200,14 +200,12 @@ def _check_rules(
         )
         return
     from calibration.trt_rules.check import CheckTarget, check_model, load_onnx, require_buildable
+    from calibration.trt_rules.dla import generation_of
+    from edge.jetson import read_device_model
 
     static_batch = profile[0][0] if profile is not None and profile[0] == profile[2] else None
-    target = CheckTarget(
-        version,
-        config.precision,
-        "orin" if config.dla_core is not None else None,
-        static_batch,
-    )
+    dla = generation_of(read_device_model()) if config.dla_core is not None else None
+    target = CheckTarget(version, config.precision, dla, static_batch)
     findings = check_model(load_onnx(source), target, artifact_kind=kind)
     require_buildable(findings, str(source), version, log=stderr_log)
 

@@ -125,6 +125,12 @@ def read_l4t_release(root: Path = Path("/")) -> str | None:
     return parse_l4t_release(_read_text(root / NV_TEGRA_RELEASE) or "")
 
 
+def read_device_model(root: Path = Path("/")) -> str | None:
+    """The board's model name from the device tree; None off a Jetson."""
+    raw = _read_bytes(root / DEVICE_TREE_MODEL)
+    return parse_device_model(raw) if raw is not None else None
+
+
 def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dict[str, object]:
     """What this machine says about itself: `is_jetson`, `model`, `l4t`, `power_mode`,
     `power_mode_id`, `clocks` (see `read_clocks_mhz`; Jetsons only), `tensorrt`, `machine` (CPU
@@ -133,11 +139,10 @@ def read_device_facts(root: Path = Path("/"), nvpmodel: str = "nvpmodel") -> dic
     `root` is where `etc/` and `proc/` are looked up (a copy of a device's files in tests).
     """
     l4t = read_l4t_release(root)
-    model_raw = _read_bytes(root / DEVICE_TREE_MODEL)
     power_mode = query_power_mode(nvpmodel)
     return {
         "is_jetson": l4t is not None,
-        "model": parse_device_model(model_raw) if model_raw is not None else None,
+        "model": read_device_model(root),
         "l4t": l4t,
         "power_mode": power_mode.name if power_mode else None,
         "power_mode_id": power_mode.mode_id if power_mode else None,

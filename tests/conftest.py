@@ -43,13 +43,26 @@ def _cuda_missing() -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     run_device = config.getoption("--run-device")
+    missing_by_item = {}
     for item in items:
         reasons = []
         if "jetson" in item.keywords:
             reasons += [r for r in (_tensorrt_missing(), _cuda_missing()) if r]
         if "gpu" in item.keywords:
             reasons += [r for r in (_cuda_missing(),) if r]
-        if ("jetson" in item.keywords or "gpu" in item.keywords) and not run_device:
+        missing_by_item[item] = reasons
+    if run_device:
+        # On a device, a missing TensorRT or CUDA is the failure to report, not a skip: a run
+        # that skipped every device test would look green.
+        missing = sorted({reason for reasons in missing_by_item.values() for reason in reasons})
+        if missing:
+            raise pytest.UsageError(
+                f"--run-device: {'; '.join(missing)}; run the device tests where TensorRT and "
+                'CUDA are (`make test-jetson` on a Jetson, README "Jetson install")'
+            )
+        return
+    for item, reasons in missing_by_item.items():
+        if "jetson" in item.keywords or "gpu" in item.keywords:
             reasons.append("device test: run with `make test-jetson` (pytest --run-device)")
         if reasons:
             item.add_marker(pytest.mark.skip(reason="; ".join(reasons)))

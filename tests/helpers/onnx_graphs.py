@@ -21,6 +21,20 @@ def _model(nodes, inputs, outputs, initializers, opset: int = OPSET) -> onnx.Mod
     return model
 
 
+def qdq_pair(tensor: str, scale: str, zero_point: str, name: str, **attributes) -> list:
+    """`tensor → QuantizeLinear → DequantizeLinear → <name>_dq`, nodes `q_<name>`, `dq_<name>`."""
+    return [
+        helper.make_node(
+            "QuantizeLinear", [tensor, scale, zero_point], [f"{name}_q"], name=f"q_{name}",
+            **attributes,
+        ),
+        helper.make_node(
+            "DequantizeLinear", [f"{name}_q", scale, zero_point], [f"{name}_dq"],
+            name=f"dq_{name}", **attributes,
+        ),
+    ]  # fmt: skip
+
+
 def image_input(batch: int | str = 1, size: int = 32, dtype: int = TensorProto.FLOAT):
     return helper.make_tensor_value_info("images", dtype, [batch, 3, size, size])
 
@@ -52,14 +66,7 @@ def conv_block(
             numpy_helper.from_array(scale if activation_scale_count > 1 else scale[0], "a_scale"),
             numpy_helper.from_array(np.array(zero_point, zp_type), "a_zp"),
         ]
-        nodes += [
-            helper.make_node(
-                "QuantizeLinear", ["images", "a_scale", "a_zp"], ["images_q"], name="q_images"
-            ),
-            helper.make_node(
-                "DequantizeLinear", ["images_q", "a_scale", "a_zp"], ["images_dq"], name="dq_images"
-            ),
-        ]
+        nodes += qdq_pair("images", "a_scale", "a_zp", "images")
         data = "images_dq"
     axis_channels = weight_shape[weight_axis]
     w_scale = numpy_helper.from_array(np.full(axis_channels, 0.02, np.float32), "w_scale")
@@ -67,18 +74,7 @@ def conv_block(
     weight_name = "W"
     if weight_qdq == "float-q":
         inits += [numpy_helper.from_array(weight, "W"), w_scale, w_zp]
-        nodes += [
-            helper.make_node(
-                "QuantizeLinear", ["W", "w_scale", "w_zp"], ["W_q"], name="q_W", axis=weight_axis
-            ),
-            helper.make_node(
-                "DequantizeLinear",
-                ["W_q", "w_scale", "w_zp"],
-                ["W_dq"],
-                name="dq_W",
-                axis=weight_axis,
-            ),
-        ]
+        nodes += qdq_pair("W", "w_scale", "w_zp", "W", axis=weight_axis)
         weight_name = "W_dq"
     elif weight_qdq == "int8-init":
         inits += [numpy_helper.from_array((weight * 50).astype(np.int8), "W_int8"), w_scale, w_zp]
@@ -117,14 +113,7 @@ def conv_block(
             numpy_helper.from_array(np.array(0.05, np.float32), "c_scale"),
             numpy_helper.from_array(np.array(0, np.int8), "c_zp"),
         ]
-        nodes += [
-            helper.make_node(
-                "QuantizeLinear", ["conv", "c_scale", "c_zp"], ["conv_q"], name="q_conv"
-            ),
-            helper.make_node(
-                "DequantizeLinear", ["conv_q", "c_scale", "c_zp"], ["conv_dq"], name="dq_conv"
-            ),
-        ]
+        nodes += qdq_pair("conv", "c_scale", "c_zp", "conv")
         relu_input = "conv_dq"
     nodes.append(helper.make_node("Relu", [relu_input], ["output0"], name="relu"))
     out = helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)
@@ -168,14 +157,7 @@ def residual_add(quantized: tuple[bool, bool]) -> onnx.ModelProto:
     add_inputs = []
     for name, wanted in zip(("a", "b"), quantized, strict=True):
         if wanted:
-            nodes += [
-                helper.make_node(
-                    "QuantizeLinear", [name, "s", "z"], [f"{name}_q"], name=f"q_{name}"
-                ),
-                helper.make_node(
-                    "DequantizeLinear", [f"{name}_q", "s", "z"], [f"{name}_dq"], name=f"dq_{name}"
-                ),
-            ]
+            nodes += qdq_pair(name, "s", "z", name)
             add_inputs.append(f"{name}_dq")
         else:
             add_inputs.append(name)
@@ -196,15 +178,10 @@ def concat_of(quantized: tuple[bool, ...]) -> onnx.ModelProto:
         name = f"r{index}"
         nodes.append(helper.make_node("Relu", ["images"], [name], name=f"relu{index}"))
         if wanted:
-            nodes += [
-                helper.make_node(
-                    "QuantizeLinear", [name, "s", "z"], [f"{name}_q"], name=f"q_{name}"
-                ),
-                helper.make_node(
-                    "DequantizeLinear", [f"{name}_q", "s", "z"], [f"{name}_dq"], name=f"dq_{name}"
-                ),
-                helper.make_node("Sigmoid", [f"{name}_dq"], [f"side{index}"], name=f"side{index}"),
-            ]
+            nodes += qdq_pair(name, "s", "z", name)
+            nodes.append(
+                helper.make_node("Sigmoid", [f"{name}_dq"], [f"side{index}"], name=f"side{index}")
+            )
             outputs.append(helper.make_tensor_value_info(f"side{index}", TensorProto.FLOAT, None))
             concat_inputs.append(f"{name}_dq")
         else:

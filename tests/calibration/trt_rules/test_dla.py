@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from onnx_graphs import conv_block, single_node
 
-from calibration.trt_rules.dla import DlaTarget, check_dla
+from calibration.trt_rules.dla import DlaTarget, check_dla, generation_of
 from calibration.trt_rules.graph import GraphView
 
 
@@ -74,3 +74,9 @@ def test_concat_off_the_channel_axis_and_gather_fall_back():
     ]
     gather = single_node("Gather", ["images", "i"], {"i": np.array([0], np.int64)}, axis=1)
     assert "Gather has no DLA layer" in dla(gather)[0].message
+
+
+def test_the_generation_follows_the_board():
+    assert generation_of("NVIDIA Jetson AGX Xavier Developer Kit") == "xavier"
+    assert generation_of("NVIDIA Jetson AGX Orin Developer Kit") == "orin"
+    assert generation_of(None) == "orin"  # a host checking for the current generation
