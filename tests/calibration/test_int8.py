@@ -50,6 +50,28 @@ def test_qdq_format_follows_the_runtime(blob_onnx, calib_images, tmp_path, runti
     assert len(calibration["digest"]) == 64
 
 
+def test_the_tensorrt_layout_is_what_tensorrts_parser_takes(blob_onnx, calib_images, tmp_path):
+    """Float biases (no INT32 DequantizeLinear), FP32 weights through Q/DQ per channel on axis 0
+    (TensorRT 8.x rejects INT8 weight initializers), Q/DQ on the inputs of convolutions only."""
+    manifest = Detector.open(blob_onnx).manifest
+    quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", runtime="tensorrt")
+    model = onnx.load(tmp_path / "q.onnx")
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {out: n for n in model.graph.node for out in n.output}
+    dequantized = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert dequantized and all(n.input[0] not in inits for n in dequantized)  # nothing INT32/INT8
+    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+        data, weight, bias = conv.input
+        assert producers[data].op_type == producers[weight].op_type == "DequantizeLinear"
+        quantize = producers[producers[weight].input[0]]
+        assert inits[quantize.input[0]].data_type == onnx.TensorProto.FLOAT
+        assert [a.i for a in quantize.attribute if a.name == "axis"] == [0]
+        assert inits[bias].data_type == onnx.TensorProto.FLOAT
+        assert all(
+            c.op_type != "QuantizeLinear" for c in model.graph.node if conv.output[0] in c.input
+        )
+
+
 @pytest.mark.parametrize("method", ["entropy", "percentile", "minmax"])
 def test_int8_model_detects_what_fp32_detects_and_keeps_the_decode_in_float(
     blob_onnx, calib_images, scene_bgr, tmp_path, method
