@@ -191,21 +191,25 @@ def _check_rules(
     """TensorRT's documented rules on the host, before TensorRT is touched
     (`calibration.trt_rules`). On a device without the `onnx` package, the check that
     `jetkit bundle` and `jetkit flash` ran on the host stands."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
+    from calibration.engine import static_batch
+    from calibration.trt_rules.check import (
+        CheckTarget,
+        check_model,
+        load_onnx,
+        onnx_available,
+        require_buildable,
+    )
+    from calibration.trt_rules.dla import generation_of
+    from edge.jetson import read_device_model
+
+    if not onnx_available():
         stderr_log(
             "warning: the onnx package is not installed here, so TensorRT's rules are not "
             "checked before building (`pip install onnx`)"
         )
         return
-    from calibration.trt_rules.check import CheckTarget, check_model, load_onnx, require_buildable
-    from calibration.trt_rules.dla import generation_of
-    from edge.jetson import read_device_model
-
-    static_batch = profile[0][0] if profile is not None and profile[0] == profile[2] else None
     dla = generation_of(read_device_model()) if config.dla_core is not None else None
-    target = CheckTarget(version, config.precision, dla, static_batch)
+    target = CheckTarget(version, config.precision, dla, static_batch(profile))
     findings = check_model(load_onnx(source), target, artifact_kind=kind)
     require_buildable(findings, str(source), version, log=stderr_log)
 

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from edge.errors import JetkitError
 
-_KIND_PRECISION = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8-qdq": "int8"}
-
 
 def _check(args: argparse.Namespace) -> int:
     from calibration.engine import ENGINE_SUFFIXES
     from calibration.trt_rules.check import DEFAULT_VERSIONS, check_versions, load_onnx
-    from calibration.trt_rules.graph import GraphView, artifact_kind_of
+    from calibration.trt_rules.findings import errors
+    from calibration.trt_rules.graph import KIND_PRECISION, GraphView, artifact_kind_of
 
     model_path = Path(args.model)
     if model_path.suffix in ENGINE_SUFFIXES:
@@ -36,7 +35,7 @@ def _check(args: argparse.Namespace) -> int:
     results = check_versions(
         model, versions, args.precision, args.dla, args.batch, artifact_kind=kind
     )
-    error_count = sum(1 for finding, _ in results if finding.severity == "error")
+    error_count = len(errors(finding for finding, _ in results))
     if args.json:
         print(
             json.dumps(
@@ -59,7 +58,7 @@ def _check(args: argparse.Namespace) -> int:
         warnings = len(results) - error_count
         target = f" for the DLA ({args.dla})" if args.dla else ""
         print(
-            f"{model_path}: {_KIND_PRECISION[kind].upper()} model, {error_count} error(s), "
+            f"{model_path}: {KIND_PRECISION[kind].upper()} model, {error_count} error(s), "
             f"{warnings} warning(s) on TensorRT {', '.join(versions)}{target}"
         )
     return 1 if error_count else 0

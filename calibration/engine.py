@@ -167,6 +167,13 @@ def batch_profile(input_spec: InputSpec, config: BuildConfig) -> Profile | None:
     )
 
 
+def static_batch(profile: Profile | None) -> int | None:
+    """The one batch of a static profile (min = opt = max); None for no profile or a range."""
+    if profile is None or profile[0] != profile[2]:
+        return None
+    return profile[0][0]
+
+
 def calibration_batch_size(
     profile: Profile | None, fixed_batch: int, features: TensorRTFeatures
 ) -> int:
@@ -176,7 +183,7 @@ def calibration_batch_size(
     no calibration profile is set."""
     if profile is None:
         return fixed_batch
-    if profile[0] == profile[2] or not features.calibration_profile:
+    if static_batch(profile) is not None or not features.calibration_profile:
         return profile[1][0]
     return 1
 
@@ -295,7 +302,7 @@ def engine_manifest(
     built for, the target it runs on, and the key and build settings in provenance."""
     input_spec = source.input
     if profile is not None:
-        static = profile[0] == profile[2]
+        static = static_batch(profile) is not None
         input_spec = InputSpec(
             name=input_spec.name,
             shape=profile[2] if static else profile[1],

@@ -28,6 +28,8 @@ from calibration.artifacts import derived_manifest, load_source_model, write_art
 from calibration.data import CalibrationBatches, calibration_digest
 from calibration.sensitivity import AutoExclusion, auto_exclude_nodes, check_auto_exclude
 from calibration.trt_cache import CalibrationCache
+from calibration.trt_rules.graph import GraphView
+from calibration.trt_rules.qdq import WEIGHTED_OPS, tensorrt_qdq_nodes
 from edge.errors import JetkitError
 from edge.manifest import Manifest
 
@@ -150,6 +152,8 @@ class _QdqWriter:
     ranges_path: Path
     runtime: str
     method: str
+    # The nodes TensorRT's layout quantizes (`tensorrt_qdq_nodes`), found once per model.
+    tensorrt_nodes: tuple[str, ...] = ()
 
     def __call__(self, nodes_in_float: Sequence[str], out: Path) -> None:
         from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
@@ -158,7 +162,8 @@ class _QdqWriter:
         placement: dict[str, Any] = {"nodes_to_exclude": list(nodes_in_float)}
         if self.runtime == "tensorrt":
             options.update(_TENSORRT_QDQ_OPTIONS)
-            placement = {"nodes_to_quantize": self._tensorrt_nodes(nodes_in_float)}
+            in_float = set(nodes_in_float)
+            placement = {"nodes_to_quantize": [n for n in self.tensorrt_nodes if n not in in_float]}
         # ONNX Runtime prints progress to stdout, which belongs to the command's own output.
         with contextlib.redirect_stdout(io.StringIO()), _without_onnxruntime_warnings():
             quantize_static(
@@ -178,15 +183,6 @@ class _QdqWriter:
             )
         if self.runtime == "tensorrt":
             _detach_partial_concat_qdq(out)
-
-    def _tensorrt_nodes(self, nodes_in_float: Sequence[str]) -> list[str]:
-        import onnx
-
-        from calibration.trt_rules.graph import GraphView
-        from calibration.trt_rules.qdq import tensorrt_qdq_nodes
-
-        view = GraphView(onnx.load(str(self.source), load_external_data=False))
-        return tensorrt_qdq_nodes(view, nodes_in_float)
 
 
 def _detach_partial_concat_qdq(path: Path) -> None:
@@ -209,8 +205,11 @@ _TENSORRT_QDQ_OPTIONS: dict[str, Any] = {
     "ActivationSymmetric": True,
     "QuantizeBias": False,
     "AddQDQPairToWeight": True,
-    "OpTypesToExcludeOutputQuantization": ["Conv", "ConvTranspose", "Gemm", "MatMul", "Add"],
-    "QDQOpTypePerChannelSupportToAxis": {"ConvTranspose": 0, "MatMul": 1},
+    "OpTypesToExcludeOutputQuantization": [*WEIGHTED_OPS, "Add"],
+    # Gemm's axis follows its transB, which ONNX Runtime reads itself.
+    "QDQOpTypePerChannelSupportToAxis": {
+        op: axis for op, (_, axis) in WEIGHTED_OPS.items() if op != "Gemm"
+    },
 }
 
 
@@ -257,7 +256,10 @@ def quantize_int8(
         quantized_path = Path(scratch) / "int8.onnx"
         with contextlib.redirect_stdout(io.StringIO()):
             calibrate_ranges(named, ranges_path, method, batches, manifest.input.name)
-        quantize = _QdqWriter(named, ranges_path, runtime, method)
+        tensorrt_nodes = (
+            tuple(tensorrt_qdq_nodes(GraphView(model), ())) if runtime == "tensorrt" else ()
+        )
+        quantize = _QdqWriter(named, ranges_path, runtime, method, tensorrt_nodes)
         quantize(excluded, quantized_path)
         auto_exclusion = None
         if auto_exclude:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from calibration.engine import BuildConfig, Int8Mode, Profile
+from calibration.engine import BuildConfig, Int8Mode, Profile, static_batch
 from calibration.trt_build_plan import (
     CalibrationFeed,
     DlaPlacement,
@@ -217,7 +217,7 @@ def _use_calibrator(
     import tensorrt as trt
 
     builder_config.int8_calibrator = _calibrator(calibration, feed, input_name, cuda, log)
-    if profile is not None and profile[0] != profile[2] and features.calibration_profile:
+    if profile is not None and static_batch(profile) is None and features.calibration_profile:
         # Below 10 a dynamic batch calibrates at the calibration profile's shape; from 10 the
         # call is deprecated and reported to cause internal errors (Ultralytics gates it the
         # same way), and TensorRT calibrates at profile 0's opt shape instead.

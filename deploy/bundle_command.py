@@ -68,8 +68,8 @@ def _bundle(args: argparse.Namespace) -> int:
 def _check_tensorrt_rules(
     index: BundleIndex, inputs: Sequence[Any], log: Callable[[str], None]
 ) -> None:
-    from calibration.trt_rules.check import DEFAULT_VERSIONS
-    from deploy.trt_checks import check_bundle, onnx_available
+    from calibration.trt_rules.check import DEFAULT_VERSIONS, onnx_available
+    from deploy.trt_checks import check_bundle
 
     if not onnx_available():
         log("note: the onnx package is not installed here: TensorRT's rules were not checked")

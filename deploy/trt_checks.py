@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from deploy.bundle_index import BundleIndex, BundleModel
-from edge.errors import JetkitError
 
 Log = Callable[[str], None]
 
@@ -30,52 +29,43 @@ def build_targets(index: BundleIndex) -> list[tuple[BundleModel, str]]:
     return targets
 
 
-def onnx_available() -> bool:
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def check_bundle(
     index: BundleIndex, read: Callable[[str], bytes], versions: Sequence[str], log: Log
 ) -> None:
     """Refuse a bundle one of whose builds every TensorRT in `versions` would reject; say which
     builds fail on some versions only, and how many warnings there are."""
-    from calibration.trt_rules.check import check_versions, require_some_version_builds
+    from calibration.trt_rules.check import (
+        check_versions,
+        load_onnx,
+        require_some_version_builds,
+    )
 
     graphs: dict[str, Any] = {}
     for model, precision in build_targets(index):
         if model.file not in graphs:
-            graphs[model.file] = _parse(read(model.file), model.file)
+            graphs[model.file] = load_onnx(read(model.file), model.file)
         graph = graphs[model.file]
         results = check_versions(graph, versions, precision, artifact_kind=model.kind)
         what = f"{model.file} ({precision.upper()} engine)"
         require_some_version_builds(results, what, versions, log)
 
 
-def _parse(data: bytes, name: str) -> Any:
-    import onnx
-
-    try:
-        return onnx.load_from_string(data)
-    except Exception as exc:  # protobuf raises several kinds for bytes that are not ONNX
-        raise JetkitError(
-            f"{name} is not an ONNX model ({type(exc).__name__}); export it again"
-        ) from None
-
-
 def check_planned_build(
     data: bytes | None, model: BundleModel, precision: str, tensorrt: str, log: Log
 ) -> None:
     """Flash preflight: refuse a build the device's TensorRT would reject, before uploading."""
-    from calibration.trt_rules.check import CheckTarget, check_model, require_buildable
+    from calibration.trt_rules.check import (
+        CheckTarget,
+        check_model,
+        load_onnx,
+        onnx_available,
+        require_buildable,
+    )
 
     if data is None or not onnx_available():
         log("  TensorRT rules: not checked here (no onnx package, or the model is too large)")
         return
-    graph = _parse(data, model.file)
+    graph = load_onnx(data, model.file)
     findings = check_model(graph, CheckTarget(tensorrt, precision), artifact_kind=model.kind)
     require_buildable(findings, model.file, tensorrt, log=log)
     log(f"  TensorRT {tensorrt} rules: {model.file} passes ({len(findings)} warning(s))")

@@ -12,7 +12,7 @@ from typing import Any
 
 from calibration.trt_rules.dla import GENERATIONS, DlaTarget, check_dla
 from calibration.trt_rules.findings import Finding, Rule, errors, summarize
-from calibration.trt_rules.graph import GraphView
+from calibration.trt_rules.graph import KIND_PRECISION, GraphView
 from calibration.trt_rules.io import check_io
 from calibration.trt_rules.operators import check_operators
 from calibration.trt_rules.qdq import check_placement, check_validity
@@ -27,16 +27,6 @@ _STRONG_TYPING_SOURCE = (
     "TensorRT 10.x to 11.x migration notes; TensorRT Developer Guide, Strongly Typed Networks"
 )
 
-INT8_WEIGHTS = Rule(
-    "qdq.int8-weights",
-    "TensorRT 8.x takes FP32 weights through QuantizeLinear, not INT8 weight initializers",
-    "NVIDIA/TensorRT#2163 ('invalid weights type of Int8'); release/8.6 NvInfer.h IConstantLayer",
-)
-ZERO_POINT_INPUT = Rule(
-    "qdq.zero-point-input",
-    "TensorRT 8.x needs the zero point given as the third input of every Q/DQ",
-    "onnx-tensorrt 8.5-GA/8.6-GA builtin_op_importers.cpp QuantDequantLinearHelper",
-)
 STRONG_TYPING = Rule(
     "build.strongly-typed",
     "TensorRT 11 builds strongly typed networks: the precision is the model's own",
@@ -77,15 +67,30 @@ class CheckTarget:
         return features_for_version(self.tensorrt)
 
 
-def load_onnx(path: Path) -> Any:
-    """The ONNX graph at `path` (weights stored beside it are not read: no rule needs more
-    than their names, types and the constants inside the file)."""
+def load_onnx(source: Path | bytes, name: str | None = None) -> Any:
+    """The ONNX graph in the file `source`, or in `source`'s bytes (a bundle member called
+    `name`). Weights stored beside a file are not read: no rule needs more than their names,
+    types and the constants inside the file."""
     import onnx
 
     try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises several kinds for files that are not ONNX
-        raise JetkitError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
+        if isinstance(source, bytes):
+            return onnx.load_from_string(source)
+        return onnx.load(str(source), load_external_data=False)
+    except Exception as exc:  # protobuf raises several kinds for bytes that are not ONNX
+        what = name or ("the model" if isinstance(source, bytes) else str(source))
+        raise JetkitError(
+            f"{what} is not an ONNX model ({type(exc).__name__}); export it again"
+        ) from None
+
+
+def onnx_available() -> bool:
+    """Whether the rules can run here: a Jetson set up as the README says may lack `onnx`."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def check_model(model: Any, target: CheckTarget, artifact_kind: str | None = None) -> list[Finding]:
@@ -95,8 +100,7 @@ def check_model(model: Any, target: CheckTarget, artifact_kind: str | None = Non
     features = target.features
     findings = list(check_operators(view, table_for(features)))
     findings += check_io(view, features.int64_io)
-    findings += check_validity(view, features.fp8_int4_qdq)
-    findings += _check_version_qdq(view, features)
+    findings += check_validity(view, features.fp8_int4_qdq, features.int8_weight_initializers)
     findings += check_placement(view)
     findings += _check_precision(features, target.precision, artifact_kind)
     if target.dla is not None:
@@ -106,34 +110,13 @@ def check_model(model: Any, target: CheckTarget, artifact_kind: str | None = Non
     return findings
 
 
-def _check_version_qdq(view: GraphView, features: TensorRTFeatures) -> list[Finding]:
-    if features.int8_weight_initializers:
-        return []
-    found = []
-    for node in view.nodes:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
-            continue
-        if len(node.input) < 3 or not node.input[2]:
-            found.append(Finding(ZERO_POINT_INPUT, node.name, "no zero point input"))
-        if node.op_type == "DequantizeLinear" and view.constant_dtype(node.input[0]) == 3:
-            found.append(
-                Finding(
-                    INT8_WEIGHTS,
-                    node.name,
-                    f"dequantizes the INT8 initializer {node.input[0]}; recalibrate with "
-                    "`jetkit calibrate --runtime tensorrt` (float weights through Q/DQ)",
-                )
-            )
-    return found
-
-
 def _check_precision(
     features: TensorRTFeatures, precision: str | None, artifact_kind: str | None
 ) -> list[Finding]:
     """On a strongly typed TensorRT the model's types are the engine's precision."""
     if not features.strongly_typed_only or precision is None or artifact_kind is None:
         return []
-    holds = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8-qdq": "int8"}.get(artifact_kind)
+    holds = KIND_PRECISION.get(artifact_kind)
     if holds is None or holds == precision:
         return []
     fix = {

@@ -23,6 +23,7 @@ from calibration.trt_rules.graph import GraphView, attribute, node_label
 GENERATIONS = ("orin", "xavier")
 _DOCS = "TensorRT Developer Guide, DLA Supported Layers and Restrictions; NvInfer.h DLA notes"
 
+
 def generation_of(device_model: str | None) -> str:
     """The DLA generation of a board (`/proc/device-tree/model`): Xavier's DLA 1, else Orin's."""
     return "xavier" if device_model and "xavier" in device_model.lower() else "orin"

@@ -97,6 +97,10 @@ def node_label(node: Any) -> str:
     return str(node.name or f"{node.op_type}({', '.join(node.output)})")
 
 
+# A manifest's artifact kind → the precision the model holds.
+KIND_PRECISION = {"onnx": "fp32", "onnx-fp16": "fp16", "onnx-int8-qdq": "int8"}
+
+
 def artifact_kind_of(view: GraphView) -> str:
     """What the graph holds, as a manifest's artifact kind: `onnx-int8-qdq` with Q/DQ nodes,
     `onnx-fp16` with FLOAT16 weights, else `onnx` (FP32)."""

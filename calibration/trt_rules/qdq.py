@@ -115,6 +115,17 @@ WEIGHTED_OUTPUT = Rule(
     severity="warning",
 )
 
+INT8_WEIGHTS = Rule(
+    "qdq.int8-weights",
+    "TensorRT 8.x takes FP32 weights through QuantizeLinear, not INT8 weight initializers",
+    "NVIDIA/TensorRT#2163 ('invalid weights type of Int8'); release/8.6 NvInfer.h IConstantLayer",
+)
+ZERO_POINT_INPUT = Rule(
+    "qdq.zero-point-input",
+    "TensorRT 8.x needs the zero point given as the third input of every Q/DQ",
+    "onnx-tensorrt 8.5-GA/8.6-GA builtin_op_importers.cpp QuantDequantLinearHelper",
+)
+
 _INT8 = 3  # onnx.TensorProto.INT8
 _UINT8 = 2
 _INT32 = 6
@@ -152,14 +163,19 @@ def _quantized_type(view: GraphView, node: Any) -> int | None:
     return _UINT8
 
 
-def check_validity(view: GraphView, newer_types: bool) -> Iterator[Finding]:
+def check_validity(
+    view: GraphView, newer_types: bool, int8_weight_initializers: bool = True
+) -> Iterator[Finding]:
     """Q/DQ nodes TensorRT's parser or builder rejects. `newer_types`: FP8/INT4 are allowed
-    (TensorRT 10 and later)."""
+    (TensorRT 10 and later); `int8_weight_initializers`: DequantizeLinear may read INT8 weights
+    directly (9 and later; 8.x also needs every zero point given)."""
     allowed = {_INT8} | (set(_NEWER_TYPES) if newer_types else set())
     for node in view.nodes:
         if node.op_type not in QDQ_OPS:
             continue
         label = node_label(node)
+        if not int8_weight_initializers:
+            yield from _check_tensorrt_8_form(view, node, label)
         dtype = _quantized_type(view, node)
         if node.op_type == "DequantizeLinear" and dtype == _INT32:
             yield Finding(
@@ -177,6 +193,18 @@ def check_validity(view: GraphView, newer_types: bool) -> Iterator[Finding]:
                 "(`jetkit calibrate --precision int8 --runtime tensorrt`)",
             )
         yield from _check_scale_and_zero_point(view, node, label)
+
+
+def _check_tensorrt_8_form(view: GraphView, node: Any, label: str) -> Iterator[Finding]:
+    if len(node.input) < 3 or not node.input[2]:
+        yield Finding(ZERO_POINT_INPUT, label, "no zero point input")
+    if node.op_type == "DequantizeLinear" and view.constant_dtype(node.input[0]) == _INT8:
+        yield Finding(
+            INT8_WEIGHTS,
+            label,
+            f"dequantizes the INT8 initializer {node.input[0]}; recalibrate with "
+            "`jetkit calibrate --runtime tensorrt` (float weights through Q/DQ)",
+        )
 
 
 def _check_scale_and_zero_point(view: GraphView, node: Any, label: str) -> Iterator[Finding]:

@@ -59,7 +59,7 @@ def _check_supported(version: str) -> tuple[int, ...]:
 def api_for_version(version: str) -> ApiKind:
     """Which Python API to drive: `"bindings"` (TensorRT 8.5–8.x, JetPack 5) or `"tensors"`
     (9 and later, JetPack 6+). TensorRT 10 removed the bindings API."""
-    return "bindings" if _check_supported(version)[0] < 9 else "tensors"
+    return features_for_version(version).api
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,14 @@ def test_trtexec_line_for_an_implicit_int8_dla_build():
     ]
 
 
+def explicit_int8_line(features):
+    """The trtexec line of an explicit INT8 build of a Q/DQ model for `features`' TensorRT."""
+    config = BuildConfig(precision="int8")
+    return trtexec_command(
+        Path("q.onnx"), Path("q.engine"), config, "x", None, "explicit", features
+    )
+
+
 def test_trtexec_line_for_fp32_and_explicit_int8_has_no_calibration():
     fp32 = trtexec_command(
         Path("m.onnx"), Path("m.engine"), BuildConfig(precision="fp32"), "images", None, None, TRT10
@@ -161,29 +169,13 @@ def test_trtexec_line_for_fp32_and_explicit_int8_has_no_calibration():
         "--saveEngine=m.engine",
         "--memPoolSize=workspace:1024",
     ]
-    explicit = trtexec_command(
-        Path("q.onnx"),
-        Path("q.engine"),
-        BuildConfig(precision="int8"),
-        "x",
-        None,
-        "explicit",
-        TRT10,
-    )
+    explicit = explicit_int8_line(TRT10)
     assert "--int8" in explicit and not any(arg.startswith("--calib") for arg in explicit)
 
 
 def test_trtexec_line_for_tensorrt_11_has_no_precision_flags():
     # TensorRT 11 is strongly typed: the Q/DQ or FP16 ONNX is the precision.
-    explicit = trtexec_command(
-        Path("q.onnx"),
-        Path("q.engine"),
-        BuildConfig(precision="int8"),
-        "x",
-        None,
-        "explicit",
-        features_for_version("11.4.0"),
-    )
+    explicit = explicit_int8_line(features_for_version("11.4.0"))
     assert not {"--int8", "--fp16"} & set(explicit)
 
 
