@@ -7,6 +7,11 @@ when the process dies, so a killed flash never leaves the device locked). `commi
 reload, health check, roll back on failure) ignores hang-ups: once started it finishes on the
 device even if the host that started it goes away, so the device ends on a release that passed
 its health check or on the previous one.
+
+Only a refused connection means that no daemon runs: a daemon that answers late, or not with
+200, failed its health check, and the release is rolled back. Older releases are pruned only
+after the new one passed its check. A device with a trust store (`ROOT/trusted-keys/`) installs
+only bundles signed by one of its keys, and prebuilt engines are taken only from such bundles.
 """
 
 from __future__ import annotations
@@ -25,33 +30,43 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from deploy.bundle import extract_bundle, jetkit_version, read_index
+from deploy.agent_args import DEFAULT_DAEMON_URL, parse_agent_args
+from deploy.bundle import BundleHead, extract_bundle, jetkit_version, read_head
 from deploy.bundle_index import FORMAT_VERSION as BUNDLE_FORMAT_VERSION
-from deploy.bundle_index import BundleError
+from deploy.bundle_index import INDEX_NAME, SIGNATURE_NAME, BundleError, BundleIndex
 from deploy.device import (
     RELEASE_INDEX,
     DeviceState,
     Layout,
     current_release,
+    in_flight_releases,
     installed_releases,
     load_state,
     releases_to_remove,
+    remove_stale_staged_states,
     save_state,
-    switch_current,
+    stage_state,
+    switch_release,
 )
 from deploy.plan import ModelPlan
+from deploy.signing import PublicKey, trusted_keys, verify_index
 from deploy.transport import PROGRESS
 from edge.atomic import write_text_atomic
 from edge.errors import JetkitError
+from edge.service.config import TOKEN_ENV
 
 Log = Callable[[str], None]
-DEFAULT_DAEMON_URL = "http://127.0.0.1:8080"
 HTTP_TIMEOUT_S = 5.0
 POLL_S = 0.5
 _CHUNK = 1 << 20
+# An upload nobody has touched for this long was abandoned; its part file goes.
+STALE_UPLOAD_S = 24 * 3600.0
+# A release installed this recently and never activated belongs to a flash still under way.
+IN_FLIGHT_GRACE_S = 3600.0
 
 
 def _stderr(message: str) -> None:
@@ -62,16 +77,22 @@ def _stderr(message: str) -> None:
         pass
 
 
+def _lock_or_refuse(handle: IO[Any], busy: str) -> None:
+    """An exclusive lock on the open file, released by the OS when the process dies; JetkitError
+    `busy` where another process holds it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise JetkitError(busy) from None
+
+
 @contextmanager
 def device_lock(layout: Layout) -> Iterator[None]:
     layout.root.mkdir(parents=True, exist_ok=True)
     with open(layout.root / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise JetkitError(
-                f"another jetkit flash or rollback is changing {layout.root}; wait for it"
-            ) from None
+        _lock_or_refuse(
+            handle, f"another jetkit flash or rollback is changing {layout.root}; wait for it"
+        )
         try:
             yield
         finally:
@@ -81,32 +102,64 @@ def device_lock(layout: Layout) -> Iterator[None]:
 # --- the daemon ----------------------------------------------------------------------------------
 
 
-def _http(url: str, method: str = "GET", timeout_s: float = HTTP_TIMEOUT_S) -> tuple[int, Any]:
-    """(status, parsed JSON or text) of a request to the daemon; (0, reason) when it does not
-    answer."""
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+@dataclass(frozen=True)
+class Answer:
+    """A daemon's answer: `status` 0 when it gave none, with `refused` when nothing listens
+    (the one case that means "no daemon"); `body` parsed JSON, or text."""
+
+    status: int
+    body: Any
+    refused: bool = False
+
+
+def daemon_token(layout: Layout | None) -> str | None:
+    """The daemon's HTTP token for POST /reload: `JETKIT_HTTP_TOKEN`, else `ROOT/http-token`."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token and layout is not None and layout.http_token.is_file():
+        token = layout.http_token.read_text(encoding="utf-8").strip()
+    return token or None
+
+
+def _http(
+    url: str, method: str = "GET", timeout_s: float = HTTP_TIMEOUT_S, token: str | None = None
+) -> Answer:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(
+        url, method=method, data=b"" if method == "POST" else None, headers=headers
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             status, body = response.status, response.read()
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read()
     except (urllib.error.URLError, OSError) as exc:
-        return 0, str(getattr(exc, "reason", exc))
+        reason = getattr(exc, "reason", exc)
+        return Answer(0, str(reason), isinstance(reason, ConnectionRefusedError))
     try:
-        return status, json.loads(body)
+        return Answer(status, json.loads(body))
     except ValueError:
-        return status, body.decode("utf-8", errors="replace")
+        return Answer(status, body.decode("utf-8", errors="replace"))
 
 
 def daemon_facts(url: str) -> dict[str, Any]:
-    status, body = _http(f"{url}/status")
-    if status != 200 or not isinstance(body, dict):
-        return {"url": url, "running": False, "healthy": False, "model": None}
+    """`running`: something answers at `url` (even late or wrongly: that is a daemon that is
+    not well, not an absent one); `healthy` and `model` from its /status."""
+    answer = _http(f"{url}/status")
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        problem = None if answer.refused else f"/status: {answer.status or answer.body}"
+        return {
+            "url": url,
+            "running": not answer.refused,
+            "healthy": False,
+            "model": None,
+            "problem": problem,
+        }
     return {
         "url": url,
         "running": True,
-        "healthy": bool(body.get("healthy")),
-        "model": _serving(body),
+        "healthy": bool(answer.body.get("healthy")),
+        "model": _serving(answer.body),
+        "problem": None,
     }
 
 
@@ -119,27 +172,36 @@ def _frames(status: dict[str, Any]) -> int:
     return sum(int(s.get("frames", 0)) for s in status.get("streams", []))
 
 
-def reload_and_check(url: str, expected_model: Path, timeout_s: float, log: Log) -> str | None:
+def reload_and_check(
+    url: str, expected_model: Path, timeout_s: float, log: Log, token: str | None = None
+) -> str | None:
     """Ask the daemon to reload (unless its pointer watch has loaded the model already), then
     wait until it serves `expected_model`, is healthy and delivers new results. None when it
     does; else the reason."""
     expected = str(expected_model.resolve())
-    status, body = _http(f"{url}/status")
-    if not (status == 200 and isinstance(body, dict) and _serving(body) == expected):
-        status, body = _http(f"{url}/reload", method="POST", timeout_s=max(timeout_s, 5.0))
-        if status == 0:
-            return f"the daemon at {url} did not answer the reload ({body})"
-        if not isinstance(body, dict) or not body.get("ok"):
-            error = body.get("error") if isinstance(body, dict) else body
+    answer = _http(f"{url}/status")
+    if not (
+        answer.status == 200 and isinstance(answer.body, dict) and _serving(answer.body) == expected
+    ):
+        answer = _http(f"{url}/reload", "POST", max(timeout_s, 5.0), token)
+        if answer.status == 0:
+            return f"the daemon at {url} did not answer the reload ({answer.body})"
+        if answer.status in (401, 403):
+            return (
+                f"the daemon refused the reload ({answer.status}); put its http.token in "
+                f"{TOKEN_ENV} or the device root's http-token file"
+            )
+        if not isinstance(answer.body, dict) or not answer.body.get("ok"):
+            error = answer.body.get("error") if isinstance(answer.body, dict) else answer.body
             return f"the daemon could not load the new model: {error}"
     deadline = time.monotonic() + timeout_s
     frames_at_reload: int | None = None
     reason = "no answer from the daemon"
     while time.monotonic() < deadline:
-        status, body = _http(f"{url}/status")
-        if status == 200 and isinstance(body, dict):
-            serving = _serving(body)
-            frames = _frames(body)
+        answer = _http(f"{url}/status")
+        if answer.status == 200 and isinstance(answer.body, dict):
+            serving = _serving(answer.body)
+            frames = _frames(answer.body)
             if serving != expected:
                 reason = f"the daemon serves {serving}, not {expected}"
             elif frames_at_reload is None:
@@ -147,12 +209,12 @@ def reload_and_check(url: str, expected_model: Path, timeout_s: float, log: Log)
                 reason = "no results yet from the new model"
             elif frames <= frames_at_reload:
                 reason = "no results from the new model"
-            elif _http(f"{url}/healthz")[0] != 200:
+            elif _http(f"{url}/healthz").status != 200:
                 reason = "the daemon reports unhealthy streams (/healthz)"
             else:
                 return None
         else:
-            reason = f"the daemon stopped answering ({body})"
+            reason = f"the daemon stopped answering ({answer.status or answer.body})"
         time.sleep(POLL_S)
     log(f"health check: {reason}")
     return f"not healthy within {timeout_s:g} s: {reason}"
@@ -183,8 +245,25 @@ def op_facts(layout: Layout, daemon_url: str = DEFAULT_DAEMON_URL) -> dict[str, 
         "daemon": daemon_facts(daemon_url),
         "engines": engines,
         "installed": [f"{n}-{v}" for n, v in installed_releases(layout)],
+        "installed_content": {
+            f"{n}-{v}": digest
+            for n, v in installed_releases(layout)
+            if (digest := installed_content(layout, n, v)) is not None
+        },
+        "trusted_keys": [key.line() for key in trusted_keys(layout.trusted_keys)],
         "active": load_state(layout).active,
     }
+
+
+def installed_content(layout: Layout, name: str, version: str) -> str | None:
+    """The content digest (`BundleIndex.content_digest`) of an installed release; None when its
+    index cannot be read (a folder jetkit did not make)."""
+    path = layout.release(name, version) / INDEX_NAME
+    try:
+        index = BundleIndex.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError, JetkitError):
+        return None
+    return index.content_digest()
 
 
 def _meminfo_bytes() -> int | None:
@@ -217,10 +296,14 @@ def op_upload_offset(layout: Layout, release: str) -> dict[str, Any]:
 
 
 def op_receive(layout: Layout, release: str, offset: int, stream: IO[bytes]) -> dict[str, Any]:
-    """Append `stream` to the partial upload from `offset` (what is past it is cut first)."""
+    """Append `stream` to the partial upload from `offset` (what is past it is cut first). One
+    writer per upload: a second flash of the same bundle at once is refused, not interleaved."""
     part = layout.partial_upload(release)
     part.parent.mkdir(parents=True, exist_ok=True)
     with open(part, "ab") as handle:
+        _lock_or_refuse(
+            handle, f"another flash is uploading {release} to {layout.root}; wait for it"
+        )
         if handle.tell() < offset:
             raise JetkitError(f"{part} holds {handle.tell()} bytes, less than offset {offset}")
         handle.truncate(offset)
@@ -232,30 +315,65 @@ def op_receive(layout: Layout, release: str, offset: int, stream: IO[bytes]) -> 
     return {"size": size}
 
 
-def op_install(layout: Layout, release: str) -> dict[str, Any]:
-    """Verify the uploaded bundle (every member against its digest) and extract it into
-    `releases/<name>/<version>`; a release already there with the same index is kept."""
+def remove_stale_uploads(layout: Layout, max_age_s: float = STALE_UPLOAD_S) -> list[str]:
+    """Part files of uploads abandoned more than `max_age_s` ago (none being written)."""
+    removed = []
+    now = time.time()
+    for part in layout.staging.glob("*.part") if layout.staging.is_dir() else ():
+        try:
+            with open(part, "ab") as handle:
+                if now - os.fstat(handle.fileno()).st_mtime < max_age_s:
+                    continue
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                part.unlink()
+                removed.append(part.name)
+        except (BlockingIOError, FileNotFoundError):
+            continue
+    return removed
+
+
+def verify_trusted(
+    layout: Layout, index_bytes: bytes, signature: bytes | None, source: str
+) -> PublicKey | None:
+    """The trusted key that signed these index bytes; None on a device without a trust store.
+    A device with one refuses what none of its keys signed (BundleError)."""
+    keys = trusted_keys(layout.trusted_keys)
+    if not keys:
+        return None
+    return verify_index(index_bytes, signature, keys, source)
+
+
+def op_install(layout: Layout, release: str, as_version: str | None = None) -> dict[str, Any]:
+    """Verify the uploaded bundle (its signature where the device has a trust store, every
+    member against its digest) and extract it into `releases/<name>/<version>` (`as_version`
+    instead of the bundle's version: a forced reinstall). A release already there is kept when
+    it holds the same files, and is never replaced by other content."""
     part = layout.partial_upload(release)
     with device_lock(layout):
+        remove_stale_uploads(layout)
         try:
-            index = read_index(part)
+            head = read_head(part)
         except BundleError as exc:
             part.unlink(missing_ok=True)
             raise JetkitError(f"the upload of {release} is unusable ({exc}); flash again") from None
-        target = layout.release(index.name, index.version)
-        for stale in target.parent.glob(f".{index.version}.*"):  # an interrupted extraction
+        try:
+            verify_trusted(layout, head.index_bytes, head.signature, f"bundle {head.index.release}")
+        except BundleError:
+            part.unlink(missing_ok=True)  # nothing of an untrusted bundle stays
+            raise
+        index = head.index
+        version = as_version or index.version
+        target = layout.release(index.name, version)
+        for stale in target.parent.glob(f".{version}.*"):  # an interrupted extraction
             shutil.rmtree(stale, ignore_errors=True)
         if target.is_dir():
-            installed = json.loads((target / "index.json").read_text())
-            if installed.get("members") == index.to_dict()["members"]:
-                part.unlink(missing_ok=True)
-                return {"release": index.release, "installed": False, "reused": True}
-            if current_release(layout) == (index.name, index.version):
-                raise JetkitError(
-                    f"release {index.release} is active on the device with other content; "
-                    "give the new bundle a new version"
-                )
-            shutil.rmtree(target)
+            part.unlink(missing_ok=True)
+            if installed_content(layout, index.name, version) == index.content_digest():
+                return {"release": f"{index.name}-{version}", "installed": False, "reused": True}
+            raise JetkitError(
+                f"release {index.name}-{version} is installed on the device with other content; "
+                "give the new bundle a new version, or flash --force to install it beside"
+            )
         try:
             extract_bundle(part, target)
         except BundleError as exc:
@@ -264,7 +382,16 @@ def op_install(layout: Layout, release: str) -> dict[str, Any]:
                 f"the upload failed verification and was deleted; flash again ({exc})"
             ) from None
         part.unlink(missing_ok=True)
-    return {"release": index.release, "installed": True, "reused": False}
+    return {"release": f"{index.name}-{version}", "installed": True, "reused": False}
+
+
+def _release_head(release: Path) -> BundleHead:
+    """An installed release's index and signature, as the bundle carried them."""
+    index_bytes = (release / INDEX_NAME).read_bytes()
+    signature_path = release / SIGNATURE_NAME
+    signature = signature_path.read_bytes() if signature_path.is_file() else None
+    index = BundleIndex.from_dict(json.loads(index_bytes), str(release / INDEX_NAME))
+    return BundleHead(index, index_bytes, signature)
 
 
 def build_command(
@@ -298,6 +425,7 @@ def op_prepare(
             assert plan.key is not None
             cache = layout.engine(plan.key["name"])
             if plan.prebuilt:
+                _require_signed_engines(layout, release)
                 _copy_atomic(release / plan.prebuilt, cache)
                 _copy_atomic(_sidecar(release / plan.prebuilt), _sidecar(cache))
             elif not cache.is_file():
@@ -309,6 +437,19 @@ def op_prepare(
         index = {"model": model, "precision": plan.precision, "runtime": plan.runtime}
         write_text_atomic(release / RELEASE_INDEX, json.dumps(index, indent=2) + "\n")
     return {"model": model}
+
+
+def _require_signed_engines(layout: Layout, release: Path) -> None:
+    """Deserializing an engine runs code on the device: a prebuilt one is taken only from a
+    release whose bundle a trusted key signed (checked again here, on the installed files)."""
+    head = _release_head(release)
+    source = f"release {release.parent.name}-{release.name}"
+    if verify_trusted(layout, head.index_bytes, head.signature, source) is None:
+        raise JetkitError(
+            f"{source} brings a prebuilt engine, and this device has no trusted keys "
+            f"({layout.trusted_keys}): prebuilt engines are taken only from signed bundles; "
+            "sign the bundle and trust its key there, or let the device build the engine"
+        )
 
 
 def _sidecar(path: Path) -> Path:
@@ -363,90 +504,138 @@ def op_commit(
     log: Log = _stderr,
 ) -> dict[str, Any]:
     """Make the release current, have the daemon load it and check it; on any failure switch
-    back to the previous release (and reload). Then keep the last `keep` releases (None: all).
-    Survives the host going away (SIGHUP/SIGINT/SIGPIPE ignored)."""
+    back to the previous release (and reload). Then, once it passed, keep the last `keep`
+    releases (None: all). Survives the host going away (SIGHUP/SIGINT/SIGPIPE ignored).
+
+    The state that a rollback writes is staged before the switch, so that a disk that fills up
+    meanwhile cannot leave `current` on a failed release: `current` and `state.json` change
+    together, to the checked new release or back to the old one."""
     for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGPIPE):
         signal.signal(signum, signal.SIG_IGN)
     release = layout.release(name, version)
     model = _release_model(release)
+    token = daemon_token(layout)
     with device_lock(layout):
+        remove_stale_staged_states(layout)
         state = load_state(layout)
         previous = state.active
-        switch_current(layout, name, version)
         entry = {"name": name, "version": version, "precision": precision, "model": model}
-        state.active = {**entry, "activated_unix_s": round(time.time(), 3)}
-        state.record("activated", **entry)
-        save_state(layout, state)
+        activated = DeviceState(state.active, list(state.history))
+        activated.active = {**entry, "activated_unix_s": round(time.time(), 3)}
+        activated.record("activated", **entry)
+        back = _rolled_back_state(activated, previous)
+        staged_back = stage_state(layout, back)
+        try:
+            switch_release(layout, (name, version), stage_state(layout, activated))
+        except BaseException:
+            staged_back.unlink(missing_ok=True)
+            raise
         log(f"activated {name}-{version} ({model})")
         daemon = daemon_facts(daemon_url)
-        reason = None
-        if daemon["running"]:
-            log(f"reloading the daemon at {daemon_url} and waiting for it to be healthy")
-            reason = reload_and_check(daemon_url, layout.current / model, health_timeout_s, log)
+        if not daemon["running"]:
+            staged_back.unlink(missing_ok=True)
+            log(
+                f"no daemon listens at {daemon_url}: it will load the release when it starts; "
+                "older releases are kept until a release passes a health check"
+            )
+            return {"ok": True, "daemon": False, "removed": []}
+        if daemon["problem"] is not None:
+            reason = (
+                f"the daemon at {daemon_url} does not answer as it should ({daemon['problem']}): "
+                "a stalled daemon fails the health check"
+            )
         else:
-            log(f"no daemon answers at {daemon_url}: it will load the release when it starts")
+            log(f"reloading the daemon at {daemon_url} and waiting for it to be healthy")
+            reason = reload_and_check(
+                daemon_url, layout.current / model, health_timeout_s, log, token
+            )
         if reason is not None:
-            rolled_back = _roll_back(layout, state, previous, reason, daemon_url, log)
+            rolled_back = _roll_back(layout, back, staged_back, previous, reason, daemon_url, log)
             return {"ok": False, "reason": reason, "rolled_back": rolled_back}
-        if daemon["running"]:
-            state.record("healthy", name=name, version=version)
-            save_state(layout, state)
-        removed = _prune(layout, state, keep) if keep is not None else []
-        return {"ok": True, "daemon": daemon["running"], "removed": removed}
+        staged_back.unlink(missing_ok=True)
+        activated.record("healthy", name=name, version=version)
+        removed = _prune(layout, activated, keep) if keep is not None else []
+        _save_best_effort(layout, activated, log)
+        return {"ok": True, "daemon": True, "removed": removed}
 
 
-def _release_model(release: Path) -> str:
-    try:
-        return str(json.loads((release / RELEASE_INDEX).read_text())["model"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise JetkitError(f"{release} is not prepared ({RELEASE_INDEX}: {exc})") from None
-
-
-def _roll_back(
-    layout: Layout,
-    state: DeviceState,
-    previous: dict[str, Any] | None,
-    reason: str,
-    daemon_url: str,
-    log: Log,
-) -> str | None:
-    """Back to `previous` (pointer, state, daemon); the release rolled back to, if any."""
+def _rolled_back_state(failed: DeviceState, previous: dict[str, Any] | None) -> DeviceState:
+    """The state after rolling `failed.active` back to `previous` (none: no release active)."""
+    back = DeviceState(None, list(failed.history))
+    assert failed.active is not None
+    release = f"{failed.active['name']}-{failed.active['version']}"
     if previous is None:
-        # Nothing to go back to: no pointer is better than one to a release that failed.
-        layout.current.unlink(missing_ok=True)
-        state.active = None
-        state.record("failed", reason=reason)
-        save_state(layout, state)
-        return None
-    switch_current(layout, previous["name"], previous["version"])
-    failed = state.active
-    state.active = {**previous, "activated_unix_s": round(time.time(), 3)}
-    state.record(
+        back.record("failed", name=failed.active["name"], version=failed.active["version"])
+        return back
+    back.active = {**previous, "activated_unix_s": round(time.time(), 3)}
+    back.record(
         "rolled-back",
         name=previous["name"],
         version=previous["version"],
         precision=previous.get("precision"),
         model=previous.get("model"),
-        failed=f"{failed['name']}-{failed['version']}" if failed else None,
-        reason=reason,
+        failed=release,
     )
-    save_state(layout, state)
-    log(f"rolled back to {previous['name']}-{previous['version']}: {reason}")
-    if daemon_facts(daemon_url)["running"]:
-        _http(f"{daemon_url}/reload", method="POST", timeout_s=60.0)
-    return f"{previous['name']}-{previous['version']}"
+    return back
+
+
+def _save_best_effort(layout: Layout, state: DeviceState, log: Log) -> None:
+    """Details the device can do without (a reason, a check that passed): a full disk costs
+    the record, not the release."""
+    try:
+        save_state(layout, state)
+    except OSError as exc:
+        log(f"could not record the outcome in {layout.state} ({exc.strerror}); free disk space")
+
+
+def _release_model(release: Path) -> str:
+    try:
+        return str(json.loads((release / RELEASE_INDEX).read_text())["model"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise JetkitError(f"{release} is not prepared ({RELEASE_INDEX}: {exc})") from None
+
+
+def _roll_back(
+    layout: Layout,
+    back: DeviceState,
+    staged_back: Path,
+    previous: dict[str, Any] | None,
+    reason: str,
+    daemon_url: str,
+    log: Log,
+) -> str | None:
+    """Back to `previous` (pointer and the state staged before the switch, then the daemon);
+    the release rolled back to, if any. Without one, no pointer is better than one to a
+    release that failed."""
+    target = (previous["name"], previous["version"]) if previous else None
+    switch_release(layout, target, staged_back)
+    back.history[-1]["reason"] = reason
+    _save_best_effort(layout, back, log)
+    if target is None:
+        log(f"no earlier release to return to: {reason}")
+        return None
+    log(f"rolled back to {target[0]}-{target[1]}: {reason}")
+    daemon = daemon_facts(daemon_url)
+    if daemon["running"] and daemon["problem"] is None:
+        # A stalled daemon is not waited for: its pointer watch finds the old release.
+        _http(f"{daemon_url}/reload", "POST", 60.0, daemon_token(layout))
+    return f"{target[0]}-{target[1]}"
 
 
 def _prune(layout: Layout, state: DeviceState, keep: int) -> list[str]:
+    """Remove releases beyond `keep` (recording it in `state`, saved by the caller), but never
+    the active one or another flash's release that is not yet active."""
+    installed = installed_releases(layout)
+    now = time.time()
+    ages = {r: now - layout.release(*r).stat().st_mtime for r in installed}
+    protected = in_flight_releases(ages, state, IN_FLIGHT_GRACE_S)
     removed = []
-    for name, version in releases_to_remove(installed_releases(layout), state, keep):
+    for name, version in releases_to_remove(installed, state, keep, protected):
         if current_release(layout) == (name, version):
             continue
         shutil.rmtree(layout.release(name, version), ignore_errors=True)
         state.record("removed", name=name, version=version)
         removed.append(f"{name}-{version}")
-    if removed:
-        save_state(layout, state)
     return removed
 
 
@@ -509,40 +698,31 @@ def op_status(layout: Layout, daemon_url: str) -> dict[str, Any]:
 # --- `jetkit agent OP` ---------------------------------------------------------------------------
 
 
-def run_op(
-    op: str, root: Path, args: dict[str, Any], stdin: IO[bytes] | None = None
-) -> dict[str, Any]:
+def run_op(op: str, root: Path, args: object, stdin: IO[bytes] | None = None) -> dict[str, Any]:
     layout = Layout(root)
-    daemon_url = args.get("daemon_url", DEFAULT_DAEMON_URL)
+    a = parse_agent_args(op, args)
     if op == "facts":
-        return op_facts(layout, daemon_url)
+        return op_facts(layout, a["daemon_url"])
     if op == "upload-offset":
-        return op_upload_offset(layout, args["release"])
+        return op_upload_offset(layout, a["release"])
     if op == "receive":
         assert stdin is not None
-        return op_receive(layout, args["release"], int(args["offset"]), stdin)
+        return op_receive(layout, a["release"], a["offset"], stdin)
     if op == "install":
-        return op_install(layout, args["release"])
+        return op_install(layout, a["release"], a["as_version"])
     if op == "prepare":
-        return op_prepare(
-            layout,
-            args["name"],
-            args["version"],
-            ModelPlan.from_dict(args["plan"]),
-            args.get("workspace", "1G"),
-        )
+        return op_prepare(layout, a["name"], a["version"], a["plan"], a["workspace"])
     if op == "commit":
         return op_commit(
             layout,
-            args["name"],
-            args["version"],
-            args["precision"],
-            daemon_url,
-            float(args["health_timeout_s"]),
-            int(args["keep"]),
+            a["name"],
+            a["version"],
+            a["precision"],
+            a["daemon_url"],
+            a["health_timeout_s"],
+            a["keep"],
         )
     if op == "rollback":
-        return op_rollback(layout, args.get("to"), daemon_url, float(args["health_timeout_s"]))
-    if op == "status":
-        return op_status(layout, daemon_url)
-    raise JetkitError(f"unknown agent operation {op!r}; update jetkit on the device")
+        return op_rollback(layout, a["to"], a["daemon_url"], a["health_timeout_s"])
+    assert op == "status"
+    return op_status(layout, a["daemon_url"])

@@ -4,6 +4,7 @@ engines, with an index (`index.json`, the first member) giving every other membe
 Layout inside the tar (no folders but these two, no links, nothing else):
 
     index.json
+    index.sig         its ed25519 signature, in signed bundles (deploy.signing)
     models/<file>     ONNX models (FP32, FP16, INT8 Q/DQ) and their sidecar manifests,
                       TensorRT calibration caches (`*.cache`), accuracy-gate reports (`*.gate.json`)
     engines/<file>    prebuilt TensorRT engines and their manifests (target and engine key)
@@ -21,7 +22,6 @@ import json
 import os
 import shutil
 import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from deploy.bundle_index import (
     MAX_MEMBERS,
     MAX_TOTAL_BYTES,
     MODELS_DIR,
+    SIGNATURE_NAME,
     BundleEngine,
     BundleError,
     BundleIndex,
@@ -42,7 +43,7 @@ from deploy.bundle_index import (
     check_tar_member,
     member_path_problem,
 )
-from edge.atomic import open_atomic
+from edge.atomic import make_temp_dir, open_atomic
 from edge.errors import JetkitError
 
 if TYPE_CHECKING:
@@ -285,15 +286,23 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
     return info
 
 
-def write_bundle(out: Path, index: BundleIndex, inputs: Sequence[_Input]) -> None:
-    """Write the bundle atomically: `index` first, then each input, which must still have the
-    digest the index gives it (a file that changed since fails the write)."""
+def write_bundle(
+    out: Path, index: BundleIndex, inputs: Sequence[_Input], signing_key: Any = None
+) -> None:
+    """Write the bundle atomically: `index` first (and its signature by `signing_key`, a
+    `deploy.signing.load_private_key` key), then each input, which must still have the digest
+    the index gives it (a file that changed since fails the write)."""
     index_bytes = json.dumps(index.to_dict(), indent=2).encode("utf-8")
     with (
         open_atomic(out) as handle,
         tarfile.open(fileobj=handle, mode="w", format=tarfile.PAX_FORMAT) as tar,
     ):
         tar.addfile(_tar_info(INDEX_NAME, len(index_bytes)), io.BytesIO(index_bytes))
+        if signing_key is not None:
+            from deploy.signing import sign_index
+
+            signature = sign_index(index_bytes, signing_key)
+            tar.addfile(_tar_info(SIGNATURE_NAME, len(signature)), io.BytesIO(signature))
         for item in inputs:
             member = index.member(item.path)
             with item.open() as source:
@@ -342,18 +351,51 @@ def _open_tar(path: Path) -> tarfile.TarFile:
         ) from None
 
 
-def _read_index(tar: tarfile.TarFile, source: str) -> BundleIndex:
-    first = tar.next()
+@dataclass(frozen=True)
+class BundleHead:
+    """What a bundle says of itself before its members are read: the index, its exact bytes
+    (what a signature is over) and its `index.sig` member, if signed."""
+
+    index: BundleIndex
+    index_bytes: bytes
+    signature: bytes | None = None
+
+
+def _read_member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, source: str) -> bytes:
+    handle = tar.extractfile(info)
+    assert handle is not None
+    try:
+        data = handle.read()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+    if len(data) != info.size:
+        raise BundleError(f"{source} is truncated inside {info.name}; copy it again")
+    return data
+
+
+def _read_head(tar: tarfile.TarFile, source: str) -> BundleHead:
+    try:
+        first = tar.next()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
     if first is None or first.name != INDEX_NAME:
         raise BundleError(f"{source} is not a jetkit bundle ({INDEX_NAME} is not its first member)")
     check_tar_member(first, None, source)
-    handle = tar.extractfile(first)
-    assert handle is not None
+    index_bytes = _read_member_bytes(tar, first, source)
     try:
-        data = json.loads(handle.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(index_bytes.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a 4300+ digit int, `[[[…`
         raise BundleError(f"{source}: {INDEX_NAME} is not valid JSON ({exc})") from None
-    return BundleIndex.from_dict(data, source)
+    index = BundleIndex.from_dict(data, source)
+    try:
+        second = tar.next()
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+    signature = None
+    if second is not None and second.name == SIGNATURE_NAME:
+        check_tar_member(second, index, source)
+        signature = _read_member_bytes(tar, second, source)
+    return BundleHead(index, index_bytes, signature)
 
 
 def _members(
@@ -364,17 +406,18 @@ def _members(
     total = 0
     try:
         for info in tar:
-            if info.offset == 0:
-                continue  # the index, read first (iterating starts again from the top)
+            if info.offset == 0 or (info.name == SIGNATURE_NAME and SIGNATURE_NAME not in seen):
+                seen.add(info.name)  # the head, read first (iterating starts again from the top)
+                continue
             member = check_tar_member(info, index, source)
             if member is None or info.name in seen:
                 raise BundleError(f"{source}: member {info.name} appears twice")
             seen.add(info.name)
             total += info.size
-            if total > MAX_TOTAL_BYTES or len(seen) + 1 > MAX_MEMBERS:
+            if total > MAX_TOTAL_BYTES or len(seen) > MAX_MEMBERS:
                 raise BundleError(f"{source} is larger than a bundle may be")
             yield info, member
-    except tarfile.TarError as exc:
+    except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
     missing = sorted({m.path for m in index.members} - seen)
     if missing:
@@ -420,7 +463,7 @@ def verify_and_read(
     source = f"bundle {path}"
     kept: dict[str, bytes] = {}
     with _open_tar(path) as tar:
-        index = _read_index(tar, source)
+        index = _read_head(tar, source).index
         for info, member in _members(tar, index, source):
             keep = member.role in roles and member.size_bytes <= max_kept_bytes
             out = io.BytesIO() if keep else None
@@ -432,9 +475,14 @@ def verify_and_read(
 
 def read_index(path: str | os.PathLike[str]) -> BundleIndex:
     """The index alone (no digests checked): what a bundle holds, cheaply."""
+    return read_head(path).index
+
+
+def read_head(path: str | os.PathLike[str]) -> BundleHead:
+    """The index, its bytes and its signature (no digests checked, no signature verified)."""
     path = Path(path)
     with _open_tar(path) as tar:
-        return _read_index(tar, f"bundle {path}")
+        return _read_head(tar, f"bundle {path}")
 
 
 def extract_bundle(path: str | os.PathLike[str], dest: Path) -> BundleIndex:
@@ -445,11 +493,15 @@ def extract_bundle(path: str | os.PathLike[str], dest: Path) -> BundleIndex:
     if dest.exists():
         raise BundleError(f"{dest} exists already; extract into a new folder")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    staging = make_temp_dir(dest.parent, f".{dest.name}.")
     try:
         with _open_tar(path) as tar:
-            index = _read_index(tar, source)
-            (staging / INDEX_NAME).write_text(json.dumps(index.to_dict(), indent=2))
+            head = _read_head(tar, source)
+            index = head.index
+            # The index as signed, byte for byte, so that the device can check it again later.
+            (staging / INDEX_NAME).write_bytes(head.index_bytes)
+            if head.signature is not None:
+                (staging / SIGNATURE_NAME).write_bytes(head.signature)
             for info, member in _members(tar, index, source):
                 target = staging / PurePosixPath(member.path)
                 target.parent.mkdir(exist_ok=True)

@@ -5,9 +5,11 @@ anything. No I/O here; `deploy.bundle` writes and reads the tar."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import sys
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,6 +20,7 @@ from edge.errors import JetkitError
 FORMAT = "jetkit-bundle"
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
+SIGNATURE_NAME = "index.sig"  # deploy.signing: right after the index, in signed bundles
 MODELS_DIR = "models"
 ENGINES_DIR = "engines"
 BUNDLE_SUFFIX = ".jkb"
@@ -28,6 +31,7 @@ MAX_MEMBERS = 256
 MAX_MEMBER_BYTES = 4 << 30
 MAX_TOTAL_BYTES = 8 << 30
 MAX_INDEX_BYTES = 1 << 20
+MAX_SIGNATURE_BYTES = 4096
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
@@ -125,6 +129,12 @@ class BundleIndex:
     def release(self) -> str:
         return f"{self.name}-{self.version}"
 
+    def content_digest(self) -> str:
+        """sha256 over the members (path, digest, size, role): equal exactly when two bundles
+        hold the same files, whenever and by whichever jetkit they were made."""
+        members = sorted((m.path, m.sha256, m.size_bytes, m.role) for m in self.members)
+        return hashlib.sha256(json.dumps(members).encode("utf-8")).hexdigest()
+
     def member(self, path: str) -> Member:
         for member in self.members:
             if member.path == path:
@@ -176,7 +186,7 @@ class BundleIndex:
                     kind=_text(item, "kind", f"index.models[{k}]"),
                     precision=_text(item, "precision", f"index.models[{k}]"),
                     max_batch=_count(item, "max_batch", f"index.models[{k}]"),
-                    runtime=item.get("runtime") if isinstance(item, dict) else None,
+                    runtime=_optional_text(item, "runtime", f"index.models[{k}]"),
                 )
                 for k, item in enumerate(_list(data, "models"))
             )
@@ -189,7 +199,12 @@ class BundleIndex:
                 for k, item in enumerate(_list(data, "engines"))
             )
             created = data.get("created_unix_s", 0.0)
-            if not isinstance(created, (int, float)):
+            # Finite and within float range (JSON has NaN, Infinity and 400-digit integers).
+            if (
+                not isinstance(created, (int, float))
+                or isinstance(created, bool)
+                or not -sys.float_info.max <= created <= sys.float_info.max
+            ):
                 raise BundleError("index.created_unix_s must be a number")
             known = {"format", "format_version", "name", "version", "created_unix_s"}
             known |= {"models", "engines", "members"}
@@ -221,6 +236,12 @@ def _text(data: object, key: str, where: str) -> str:
     return value
 
 
+def _optional_text(data: object, key: str, where: str) -> str | None:
+    if not isinstance(data, dict) or data.get(key) is None:
+        return None
+    return _text(data, key, where)
+
+
 def _count(data: object, key: str, where: str) -> int:
     value = data.get(key, 1) if isinstance(data, dict) else None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -238,6 +259,9 @@ def _mapping(data: object, key: str, where: str) -> dict[str, Any]:
 def _member_from(item: object, where: str) -> Member:
     path = _text(item, "path", where)
     problem = member_path_problem(path)
+    if path in (INDEX_NAME, SIGNATURE_NAME):
+        # Read apart from the members: a digest the index gave them would never be checked.
+        problem = "the index and its signature are not members it lists"
     if problem:
         raise BundleError(f"{where}.path {path!r}: {problem}")
     sha256 = _text(item, "sha256", where)
@@ -265,10 +289,10 @@ def check_release_name(text: str, what: str) -> None:
 
 
 def member_path_problem(path: str) -> str | None:
-    """Why `path` may not be a bundle member (None if it may): members are `index.json` or one
-    file name directly under `models/` or `engines/`, so no absolute path, `..`, or deeper
-    folder can reach outside the extraction folder."""
-    if path == INDEX_NAME:
+    """Why `path` may not be a bundle member (None if it may): members are `index.json`,
+    `index.sig` or one file name directly under `models/` or `engines/`, so no absolute path,
+    `..`, or deeper folder can reach outside the extraction folder."""
+    if path in (INDEX_NAME, SIGNATURE_NAME):
         return None
     parts = PurePosixPath(path).parts
     if path.startswith("/") or "\\" in path:
@@ -304,8 +328,8 @@ def parse_bundle_name(path: str | os.PathLike[str]) -> tuple[str, str]:
 def check_tar_member(
     info: tarfile.TarInfo, index: BundleIndex | None, source: str
 ) -> Member | None:
-    """The index entry for a tar member (None for the index itself) after checking its name,
-    type and size against the index; raises BundleError naming the member."""
+    """The index entry for a tar member (None for the index itself and its signature) after
+    checking its name, type and size against the index; raises BundleError naming the member."""
     problem = member_path_problem(info.name)
     if problem:
         raise BundleError(f"{source}: member {info.name!r} is refused: {problem}")
@@ -316,6 +340,12 @@ def check_tar_member(
     if info.name == INDEX_NAME:
         if info.size > MAX_INDEX_BYTES:
             raise BundleError(f"{source}: {INDEX_NAME} is larger than {MAX_INDEX_BYTES} bytes")
+        return None
+    if info.name == SIGNATURE_NAME:
+        if info.size > MAX_SIGNATURE_BYTES:
+            raise BundleError(
+                f"{source}: {SIGNATURE_NAME} is larger than {MAX_SIGNATURE_BYTES} bytes"
+            )
         return None
     assert index is not None
     try:

@@ -67,6 +67,7 @@ def _flash(args: argparse.Namespace) -> int:
         health_timeout_s=args.health_timeout,
         daemon_url=args.daemon or DEFAULT_DAEMON_URL,
         workspace=args.workspace,
+        force=args.force,
     )
     if args.inventory:
         from deploy.fleet import FleetSettings, rollout
@@ -85,7 +86,13 @@ def _flash(args: argparse.Namespace) -> int:
         raise
     _write_result(args.result_json, result.to_dict())
     removed = f"; removed {', '.join(result.removed)}" if result.removed else ""
-    checked = "healthy" if result.daemon else "active (no daemon running to check)"
+    checked = (
+        "already active, nothing changed"
+        if not result.changed
+        else "healthy"
+        if result.daemon
+        else "active (no daemon running to check)"
+    )
     print(f"{transport.target.name}: {result.release} {checked}{removed}")
     return 0
 
@@ -158,7 +165,7 @@ def _agent(args: argparse.Namespace) -> int:
 
     try:
         op_args = json.loads(args.args)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise JetkitError(f"--args is not JSON ({exc})") from None
     result = run_op(args.op, Path(args.root).expanduser(), op_args, sys.stdin.buffer)
     print(json.dumps(result))
@@ -184,6 +191,12 @@ def register_flash(subparsers: argparse._SubParsersAction) -> None:
         "it passed its accuracy gate, else FP32. The preflight says which and why",
     )
     parser.add_argument("--keep", type=int, default=3, help="releases kept on the device")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="a release of this name and version with other files is on the device: install "
+        "this one beside it as VERSION+<digest> and activate it (health-checked as always)",
+    )
     parser.add_argument("--workspace", default="1G", help="TensorRT build workspace limit")
     parser.add_argument("--result-json", metavar="FILE", help="also write the outcome as JSON")
     parser.add_argument("--inventory", metavar="HOSTS", help="Ansible inventory: flash a fleet")

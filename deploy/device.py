@@ -7,21 +7,26 @@
       engines/<key>.json           each with its manifest
       staging/                     uploads in progress (`<release>.jkb.part`)
       state.json                   the active release and the history of changes
+      trusted-keys/*.pub           public keys whose signed bundles this device takes (optional;
+                                   with none, any bundle is taken but prebuilt engines are not)
+      http-token                   the daemon's HTTP token, if it has one (sent with POST /reload)
 
 `current` only ever changes by renaming a new symlink over it, so the daemon (and a reboot) sees
-the old release or the new one, never none.
+the old release or the new one, never none; `current` and `state.json` change together
+(`switch_release`), so that they agree whatever fails in between.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import write_text_atomic
+from edge.atomic import public_mode, write_text_atomic
 from edge.errors import JetkitError
 
 RELEASES = "releases"
@@ -30,6 +35,8 @@ ENGINES = "engines"
 STAGING = "staging"
 STATE = "state.json"
 RELEASE_INDEX = "release.json"  # edge.service.model reads it
+TRUSTED_KEYS = "trusted-keys"
+HTTP_TOKEN = "http-token"
 STATE_SCHEMA = "jetkit-device-state/1"
 HISTORY_LIMIT = 200
 
@@ -57,6 +64,14 @@ class Layout:
     @property
     def state(self) -> Path:
         return self.root / STATE
+
+    @property
+    def trusted_keys(self) -> Path:
+        return self.root / TRUSTED_KEYS
+
+    @property
+    def http_token(self) -> Path:
+        return self.root / HTTP_TOKEN
 
     def release(self, name: str, version: str) -> Path:
         return self.releases / name / version
@@ -114,9 +129,17 @@ class DeviceState:
             isinstance(active, dict) and {"name", "version"} <= set(active)
         ):
             raise JetkitError(f"{source}: active must be null or name a release")
-        if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
-            raise JetkitError(f"{source}: history must be a list of events")
+        if not isinstance(history, list) or not all(_is_event(e) for e in history):
+            raise JetkitError(
+                f"{source}: history must be a list of events (name and version strings)"
+            )
         return cls(active, history)
+
+
+def _is_event(event: object) -> bool:
+    return isinstance(event, dict) and all(
+        isinstance(event.get(key), str) for key in ("name", "version") if key in event
+    )
 
 
 def load_state(layout: Layout) -> DeviceState:
@@ -124,9 +147,11 @@ def load_state(layout: Layout) -> DeviceState:
         text = layout.state.read_text(encoding="utf-8")
     except FileNotFoundError:
         return DeviceState()
+    except UnicodeDecodeError:
+        raise JetkitError(f"{layout.state} is not UTF-8 text; restore or remove it") from None
     try:
         return DeviceState.from_dict(json.loads(text), str(layout.state))
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a number past int's limit
         raise JetkitError(
             f"{layout.state} is not valid JSON ({exc}); restore or remove it"
         ) from None
@@ -134,6 +159,52 @@ def load_state(layout: Layout) -> DeviceState:
 
 def save_state(layout: Layout, state: DeviceState) -> None:
     write_text_atomic(layout.state, json.dumps(state.to_dict(), indent=2) + "\n")
+
+
+def stage_state(layout: Layout, state: DeviceState) -> Path:
+    """`state` written and synced beside `state.json`, not yet in its place: the step of a
+    change that needs disk space, done before anything the daemon sees changes."""
+    fd, temp = tempfile.mkstemp(prefix=f".{STATE}.", suffix=".tmp", dir=layout.root)
+    try:
+        os.fchmod(fd, public_mode())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return Path(temp)
+
+
+def remove_stale_staged_states(layout: Layout) -> None:
+    """Staged states a killed commit left (call holding the device lock)."""
+    for temp in layout.root.glob(f".{STATE}.*.tmp"):
+        temp.unlink(missing_ok=True)
+
+
+def switch_release(layout: Layout, release: tuple[str, str] | None, staged: Path) -> None:
+    """Point `current` at `release` (None: remove it) and put the staged state in place, so
+    that on any failure both are as they were: the state is written before (`stage_state`),
+    and renaming it into place needs no space. A failed rename points `current` back."""
+    before = os.readlink(layout.current) if layout.current.is_symlink() else None
+    try:
+        if release is None:
+            layout.current.unlink(missing_ok=True)
+        else:
+            switch_current(layout, *release)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    try:
+        os.replace(staged, layout.state)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        if before is None:
+            layout.current.unlink(missing_ok=True)
+        else:
+            _point(layout, before)
+        raise
 
 
 # --- the pointer ---------------------------------------------------------------------------------
@@ -145,9 +216,13 @@ def switch_current(layout: Layout, name: str, version: str) -> None:
     target = layout.release(name, version)
     if not target.is_dir():
         raise JetkitError(f"release {name} {version} is not on this device ({target})")
+    _point(layout, os.path.relpath(target, layout.root))
+
+
+def _point(layout: Layout, relative_target: str) -> None:
     link = layout.root / f".{CURRENT}.{os.getpid()}.new"
     link.unlink(missing_ok=True)
-    os.symlink(os.path.relpath(target, layout.root), link)
+    os.symlink(relative_target, link)
     os.replace(link, layout.current)
 
 
@@ -166,10 +241,14 @@ def current_release(layout: Layout) -> tuple[str, str] | None:
 
 
 def releases_to_remove(
-    installed: list[tuple[str, str]], state: DeviceState, keep: int
+    installed: list[tuple[str, str]],
+    state: DeviceState,
+    keep: int,
+    protected: frozenset[tuple[str, str]] = frozenset(),
 ) -> list[tuple[str, str]]:
     """Which installed releases go so that `keep` remain: the most recently activated are kept,
-    and the active one always (never-activated ones go first). Pure."""
+    and the active one always (never-activated ones go first); `protected` ones (another
+    flash's release, installed and not yet activated) never go. Pure."""
     if keep < 1:
         raise JetkitError(f"--keep must be >= 1, got {keep}")
     recency: dict[tuple[str, str], int] = {}
@@ -177,7 +256,20 @@ def releases_to_remove(
         recency[release] = order
     active = (state.active["name"], state.active["version"]) if state.active else None
     ranked = sorted(installed, key=lambda r: (r == active, recency.get(r, -1)), reverse=True)
-    return sorted(ranked[keep:])
+    return sorted(r for r in ranked[keep:] if r not in protected)
+
+
+def in_flight_releases(
+    installed_age_s: dict[tuple[str, str], float], state: DeviceState, grace_s: float
+) -> frozenset[tuple[str, str]]:
+    """Releases never activated and installed (or prepared) less than `grace_s` ago: a
+    concurrent flash's, between its install and its commit. Pure."""
+    activated = set(state.activations())
+    return frozenset(
+        release
+        for release, age_s in installed_age_s.items()
+        if release not in activated and age_s < grace_s
+    )
 
 
 def installed_releases(layout: Layout) -> list[tuple[str, str]]:

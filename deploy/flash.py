@@ -5,6 +5,11 @@ device: switch `current`, reload the daemon, health check, roll back on failure.
 
 Until the commit, the device runs what it ran before; a failure up to there is an error (exit 2)
 naming the device and the step. A failed commit is `rolled back: <reason>` (exit 1).
+
+A bundle of a release the device holds with the same files is not uploaded again (and, already
+active, changes nothing); with other files it is refused, or with `force` installed beside as
+`VERSION+<digest>`. A device with a trust store is sent only bundles one of its keys signed, and
+prebuilt engines are used only from such bundles (else the engine is built there).
 """
 
 from __future__ import annotations
@@ -16,9 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import verify_and_read
+from deploy.bundle import BundleHead, read_head, verify_and_read
 from deploy.bundle_index import BundleIndex, gate_outcomes
-from deploy.plan import AUTO, PRECISIONS, DeviceFacts, ModelPlan, choose_precision, preflight
+from deploy.plan import (
+    AUTO,
+    PRECISIONS,
+    DeviceFacts,
+    ModelPlan,
+    choose_precision,
+    install_version,
+    preflight,
+)
+from deploy.signing import PublicKey, parse_public_key, verify_index
 from deploy.transport import AgentTransport
 from deploy.trt_checks import check_planned_build
 from edge.errors import JetkitError
@@ -33,6 +47,7 @@ class FlashSettings:
     health_timeout_s: float = 60.0
     daemon_url: str = "http://127.0.0.1:8080"
     workspace: str = "1G"
+    force: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in (AUTO, *PRECISIONS):
@@ -65,10 +80,12 @@ class FlashResult:
     installed: bool
     daemon: bool
     removed: list[str]
+    changed: bool = True  # False: the release was active already, with the same files
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ok": True,
+            "changed": self.changed,
             "release": self.release,
             "plan": self.plan.to_dict(),
             "uploaded_bytes": self.uploaded_bytes,
@@ -90,6 +107,18 @@ def upload_name(index: BundleIndex) -> str:
     return f"{index.release}-{digest[:16]}"
 
 
+def device_signer(head: BundleHead, facts: DeviceFacts) -> PublicKey | None:
+    """The device's trusted key that signed the bundle; None where it trusts no key. A device
+    with a trust store is sent nothing its keys did not sign (BundleError, before the upload)."""
+    keys = [
+        parse_public_key(line, f"{facts.host}: trusted key {k}")
+        for k, line in enumerate(facts.trusted_keys)
+    ]
+    if not keys:
+        return None
+    return verify_index(head.index_bytes, head.signature, keys, f"bundle {head.index.release}")
+
+
 def flash(
     bundle: Path, transport: AgentTransport, settings: FlashSettings, log: Log
 ) -> FlashResult:
@@ -97,18 +126,22 @@ def flash(
     log(f"[1/6] verifying {bundle}")
     # The ONNX models are kept too, to check the one the device will build against its TensorRT.
     index, kept = verify_and_read(bundle, ("gate-report", "model"), MAX_CHECKED_MODEL_BYTES)
+    head = read_head(bundle)
     reports = {
         m.path: kept[m.path] for m in index.members if m.role == "gate-report" and m.path in kept
     }
     log(f"[2/6] preflight on {device}")
     daemon = {"daemon_url": settings.daemon_url}
-    raw_facts = transport.call("facts", daemon)
-    facts = DeviceFacts.from_dict(raw_facts)
-    installed = index.release in raw_facts.get("installed", [])
+    facts = DeviceFacts.from_dict(transport.call("facts", daemon))
+    signer = device_signer(head, facts)
+    if signer is not None:
+        log(f"  signed by key {signer.key_id}, which {device} trusts")
+    version, installed = install_version(index, facts, settings.force)
+    release = f"{index.name}-{version}"
     precision, why = settings.precision, "as asked"
     if precision == AUTO:
         precision, why = choose_precision(index, facts, gate_outcomes(reports))
-    plan = preflight(index, precision, facts, installed, settings.workspace)
+    plan = preflight(index, precision, facts, installed, settings.workspace, signer is not None)
     running = facts.daemon and facts.daemon.get("running")
     log(
         f"  {device}: L4T {facts.l4t or '-'}, TensorRT {facts.tensorrt or '-'}, "
@@ -117,14 +150,22 @@ def flash(
     )
     log(f"  precision: {precision} ({why})")
     log(f"  plan: {plan.describe()}")
+    if plan.runtime == "tensorrt" and signer is None and index.engines:
+        log(
+            f"  the bundle's prebuilt engines are not used: {device} takes engines only from "
+            "bundles signed by a key in its trust store"
+        )
     if plan.runtime == "tensorrt" and plan.needs_build and facts.tensorrt:
         source = next(m for m in index.models if m.file == plan.model)
         check_planned_build(kept.get(plan.model), source, plan.precision, facts.tensorrt, log)
+    if installed and facts.active == (index.name, version):
+        log(f"[3/6] {release} is installed and active on {device} with the same files: done")
+        return FlashResult(release, plan, 0, 0, False, bool(running), [], changed=False)
     name = upload_name(index)
     size = bundle.stat().st_size
     resumed_from = 0
     if installed:
-        log(f"[3/6] {index.release} is installed on {device} already: no upload")
+        log(f"[3/6] {release} is installed on {device} with the same files: no upload")
     else:
         offset = int(transport.call("upload-offset", {"release": name})["offset"])
         resumed_from = offset if 0 < offset <= size else 0
@@ -137,25 +178,26 @@ def flash(
             )
         if int(received["size"]) != size:
             raise JetkitError(f"{device}: upload: {received['size']} of {size} bytes arrived")
-        log(f"[4/6] verifying every member on {device} and installing {index.release}")
-        transport.call("install", {"release": name})
+        log(f"[4/6] verifying every member on {device} and installing {release}")
+        as_version = version if version != index.version else None
+        transport.call("install", {"release": name, "as_version": as_version})
     step = "building on the device" if plan.needs_build else "putting the model in place"
     log(f"[5/6] {step}")
     transport.call(
         "prepare",
         {
             "name": index.name,
-            "version": index.version,
+            "version": version,
             "plan": plan.to_dict(),
             "workspace": settings.workspace,
         },
     )
-    log(f"[6/6] activating {index.release} on {device}")
+    log(f"[6/6] activating {release} on {device}")
     result = transport.call(
         "commit",
         {
             "name": index.name,
-            "version": index.version,
+            "version": version,
             "precision": precision,
             "daemon_url": settings.daemon_url,
             "health_timeout_s": settings.health_timeout_s,
@@ -167,7 +209,7 @@ def flash(
         where = f"now running {back} again" if back else "no earlier release to return to"
         raise RolledBack(f"rolled back: {result.get('reason')} ({device}: {where})")
     return FlashResult(
-        release=index.release,
+        release=release,
         plan=plan,
         uploaded_bytes=0 if installed else size - resumed_from,
         resumed_from=resumed_from,

@@ -80,6 +80,7 @@ def playbook_vars(
         "jetkit_keep": settings.keep,
         "jetkit_health_timeout": settings.health_timeout_s,
         "jetkit_workspace": settings.workspace,
+        "jetkit_force": settings.force,
         "jetkit_command": str(Path(sys.executable).with_name("jetkit")),
         "jetkit_ssh_config": str(Path(args.ssh_config).resolve()) if args.ssh_config else "",
         "jetkit_ssh_options": list(args.ssh_option),

@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from deploy.bundle_index import BundleIndex, BundleModel
+from deploy.bundle_index import (
+    ENGINES_DIR,
+    MODELS_DIR,
+    BundleIndex,
+    BundleModel,
+    check_release_name,
+    member_path_problem,
+)
 from edge.backends.trt_versions import features_for_version, implicit_int8_removed
 from edge.errors import JetkitError
 
@@ -36,6 +43,9 @@ class DeviceFacts:
     daemon: dict[str, Any] | None  # {"url", "running", "healthy", "model"}
     engines: tuple[str, ...] = ()  # engine cache keys present
     bundle_format: int = 1  # the newest bundle format its jetkit reads
+    installed_content: tuple[tuple[str, str], ...] = ()  # (release, content digest) installed
+    trusted_keys: tuple[str, ...] = ()  # public key lines of its trust store
+    active: tuple[str, str] | None = None  # (name, version) of the active release
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceFacts:
@@ -52,6 +62,15 @@ class DeviceFacts:
                 daemon=data.get("daemon"),
                 engines=tuple(data.get("engines", ())),
                 bundle_format=int(data.get("bundle_format", 1)),
+                installed_content=tuple(
+                    (str(k), str(v)) for k, v in dict(data.get("installed_content", {})).items()
+                ),
+                trusted_keys=tuple(str(k) for k in data.get("trusted_keys", ())),
+                active=(
+                    (str(active["name"]), str(active["version"]))
+                    if isinstance(active := data.get("active"), dict)
+                    else None
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise JetkitError(
@@ -105,8 +124,47 @@ class ModelPlan:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelPlan:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+    def from_dict(cls, data: object) -> ModelPlan:
+        """A plan sent to the device, checked: its paths are bundle members in their folders
+        and its engine key names a file, so that no value reaches outside the release."""
+        if not isinstance(data, dict):
+            raise JetkitError("expected a plan object")
+        precision, runtime = data.get("precision"), data.get("runtime")
+        if precision not in PRECISIONS or runtime not in ("onnxruntime", "tensorrt"):
+            raise JetkitError(f"plan precision {precision!r} or runtime {runtime!r} is unknown")
+        members = {"model": MODELS_DIR, "prebuilt": ENGINES_DIR, "calib_cache": MODELS_DIR}
+        paths = {}
+        for field_name, folder in members.items():
+            value = data.get(field_name)
+            if value is None and field_name != "model":
+                paths[field_name] = None
+                continue
+            if (
+                not isinstance(value, str)
+                or member_path_problem(value)
+                or (not value.startswith(f"{folder}/"))
+            ):
+                raise JetkitError(f"plan {field_name} {value!r} is not a file in {folder}/")
+            paths[field_name] = value
+        key = data.get("key")
+        if runtime == "tensorrt":
+            if not isinstance(key, dict) or not isinstance(key.get("name"), str):
+                raise JetkitError("a TensorRT plan needs an engine key with a name")
+            check_release_name(key["name"], "engine key")
+        elif key is not None:
+            raise JetkitError("an ONNX Runtime plan has no engine key")
+        cached = data.get("cached", False)
+        if not isinstance(cached, bool):
+            raise JetkitError(f"plan cached must be true or false, got {cached!r}")
+        return cls(
+            str(precision),
+            str(runtime),
+            paths["model"],
+            key,
+            paths["prebuilt"],
+            cached,
+            paths["calib_cache"],
+        )
 
 
 def engine_key(
@@ -140,9 +198,12 @@ def _cache_member(index: BundleIndex, model: BundleModel) -> str | None:
     return wanted if wanted in caches else (caches[0] if len(caches) == 1 else None)
 
 
-def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelPlan:
+def plan_model(
+    index: BundleIndex, precision: str, facts: DeviceFacts, engines_trusted: bool = True
+) -> ModelPlan:
     """Which model the device will run at `precision`; raises JetkitError naming the fix when
-    the bundle has nothing that runs there."""
+    the bundle has nothing that runs there. A prebuilt engine of the bundle is used only when
+    `engines_trusted` (the device trusts the bundle's signature); else it is built there."""
     if precision not in PRECISIONS:
         raise JetkitError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     fp32 = index.model("fp32")
@@ -195,11 +256,35 @@ def plan_model(index: BundleIndex, precision: str, facts: DeviceFacts) -> ModelP
     calibration_sha256 = index.member(calib_cache).sha256 if calib_cache else None
     key = engine_key(source, index.member(source.file).sha256, precision, facts, calibration_sha256)
     prebuilt = next((e.file for e in index.engines if e.key.get("name") == key["name"]), None)
+    prebuilt = prebuilt if engines_trusted else None
     cached = prebuilt is None and key["name"] in facts.engines
     return ModelPlan(precision, "tensorrt", source.file, key, prebuilt, cached, calib_cache)
 
 
 AUTO = "auto"
+
+
+def install_version(index: BundleIndex, facts: DeviceFacts, force: bool) -> tuple[str, bool]:
+    """The version the bundle is installed as on the device, and whether that release is
+    there already with the same files. A release of the same name and version with other
+    files is refused (its engine, its cache key, what rollback returns to would all be
+    ambiguous) unless `force`: then it goes beside, as `VERSION+<content digest>`. Pure."""
+    installed = dict(facts.installed_content)
+    digest = index.content_digest()
+    if installed.get(index.release) in (None, digest):
+        return index.version, index.release in installed
+    if not force:
+        raise JetkitError(
+            f"{facts.host} has release {index.release} installed with other content (a bundle "
+            "of the same name and version, built again); give the new bundle a new version, "
+            f"or flash --force to install it as {index.version}+{digest[:12]} and activate it"
+        )
+    version = f"{index.version}+{digest[:12]}"
+    check_release_name(version, "version")
+    forced = installed.get(f"{index.name}-{version}")
+    if forced not in (None, digest):
+        raise JetkitError(f"{facts.host} holds a corrupt release {index.name}-{version}; remove it")
+    return version, forced is not None
 
 
 def choose_precision(
@@ -241,17 +326,18 @@ def preflight(
     facts: DeviceFacts,
     installed: bool = False,
     workspace: str = "1G",
+    engines_trusted: bool = False,
 ) -> ModelPlan:
     """The plan, once the device can take the bundle: disk for the upload, the extracted copy
     and an engine (not counted for a release already installed there), and for an engine build
-    memory for TensorRT's workspace."""
+    memory for TensorRT's workspace. Prebuilt engines only where `engines_trusted`."""
     if index.format_version > facts.bundle_format:
         raise JetkitError(
             f"{facts.host} runs jetkit {facts.jetkit_version}, which reads bundles up to format "
             f"{facts.bundle_format}, and {index.release} is format {index.format_version}; "
             "upgrade jetkit on the device"
         )
-    plan = plan_model(index, precision, facts)
+    plan = plan_model(index, precision, facts, engines_trusted)
     needed = 0 if installed else disk_needed_bytes(index)
     if facts.free_disk_bytes < needed:
         raise JetkitError(

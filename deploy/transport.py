@@ -69,11 +69,16 @@ def parse_target(text: str) -> Target:
     except ValueError:
         raise JetkitError(f"--target {text}: the port must be a number 1-65535") from None
     root = unquote(parts.path) if parts.path not in ("", "/") else DEFAULT_SSH_ROOT
+    user = unquote(parts.username) if parts.username else None
+    for what, value in (("host", parts.hostname), ("user", user)):
+        if value is not None and (value.startswith("-") or any(c.isspace() for c in value)):
+            raise JetkitError(
+                f"--target {text}: the {what} {value!r} starts with '-' or holds spaces, which "
+                "ssh would read as an option; check the address"
+            )
     if parts.password:
         raise JetkitError(f"--target {text}: no passwords in targets; use a key (ssh-agent)")
-    return Target(
-        "ssh", root, parts.hostname, unquote(parts.username) if parts.username else None, port
-    )
+    return Target("ssh", root, parts.hostname, user, port)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def ssh_command(target: Target, options: SshOptions, remote_argv: Sequence[str])
     if target.port:
         command += ["-p", str(target.port)]
     destination = f"{target.user}@{target.host}" if target.user else target.host
-    return [*command, destination, "--", shlex.join(remote_argv)]
+    # `--` ends ssh's options: nothing in the destination is read as one (-oProxyCommand=…).
+    return [*command, "--", destination, shlex.join(remote_argv)]
 
 
 def explain_ssh_failure(target: Target, stderr: str, remote_jetkit: str) -> str:

@@ -1,4 +1,8 @@
-"""Atomic file writes: a reader (or a crash) sees the old content or the new, never half."""
+"""Atomic file writes: a reader (or a crash) sees the old content or the new, never half.
+
+`mkstemp` and `mkdtemp` create 0600 files and 0700 folders. Written in place they would make a
+release or a summary unreadable to a daemon running as another user, so what they create gets
+the modes a plain `open` or `mkdir` would (the umask's), unless it holds a secret (`private`)."""
 
 from __future__ import annotations
 
@@ -10,14 +14,43 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (changing it, even
+    briefly, races with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(directory: bool = False) -> int:
+    """The mode `open` (0666) or `mkdir` (0777) gives under the umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A new folder in `parent` with the umask's mode (not mkdtemp's 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, public_mode(directory=True))
+    return folder
+
+
 @contextmanager
-def open_atomic(path: Path) -> Iterator[BinaryIO]:
+def open_atomic(path: Path, private: bool = False) -> Iterator[BinaryIO]:
     """A binary handle whose content replaces `path` when the block ends without an exception;
     until then (and after an exception or a kill) `path` keeps its old content, and no temp file
-    is left behind except by a kill."""
+    is left behind except by a kill. The file gets the umask's mode, or 0600 if `private`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if not private:
+            os.fchmod(fd, public_mode())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -33,6 +66,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with open_atomic(path) as handle:
+def write_bytes_atomic(path: Path, data: bytes, private: bool = False) -> None:
+    with open_atomic(path, private) as handle:
         handle.write(data)

@@ -7,6 +7,7 @@ read. Preprocess and decode+NMS are timed in a second loop on the same frame and
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -39,12 +40,14 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.batch is not None and self.batch < 1:
             raise JetkitError(f"--batch must be >= 1, got {self.batch}")
-        if self.warmup_ms < 0:
-            raise JetkitError(f"--warmup-ms must be >= 0, got {self.warmup_ms}")
+        if not 0 <= self.warmup_ms < math.inf:
+            raise JetkitError(f"--warmup-ms must be finite and >= 0, got {self.warmup_ms}")
         if self.iterations < 1:
             raise JetkitError(f"--iterations must be >= 1, got {self.iterations}")
-        if self.duration_s < 0:
-            raise JetkitError(f"--duration must be >= 0 seconds, got {self.duration_s}")
+        if not 0 <= self.duration_s < math.inf:
+            raise JetkitError(
+                f"--duration must be a finite number of seconds >= 0, got {self.duration_s}"
+            )
 
 
 def synthetic_frame(size_wh: tuple[int, int], seed: int = 0) -> np.ndarray:

@@ -2,18 +2,23 @@
 
 A verb's `register(subparsers)` adds its sub-parser and sets `handler=fn(args) -> int`. A
 JetkitError anywhere becomes one line `jetkit: error: …` and exit status 2; `--debug` shows
-the traceback instead.
+the traceback instead. A reader that closes stdout early (`jetkit … | head`) ends the command
+quietly, with the status of a process stopped by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from importlib.metadata import entry_points
 
 from edge.errors import JetkitError
 
 VERB_GROUP = "jetkit.verbs"
+# What a shell reports for a command that SIGPIPE stopped (`yes | head`): 128 + SIGPIPE.
+BROKEN_PIPE_STATUS = 128 + signal.SIGPIPE
 
 
 def stderr_log(message: str) -> None:
@@ -40,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
+    except BrokenPipeError:  # before OSError, which it is
+        _discard_stdout()
+        return BROKEN_PIPE_STATUS
     except JetkitError as exc:
         if debug:
             raise
@@ -55,8 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("jetkit: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's flush of what is still buffered at
+    exit does not raise BrokenPipeError again (the recipe of Python's `signal` documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def _open_detector(args: argparse.Namespace, **kwargs: Any) -> Any:
     from edge.detector import Detector
 
     options: dict[str, Any] = {}
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) is not None:
         options["threads"] = args.threads
     if getattr(args, "providers", None):
         options["providers"] = [p.strip() for p in args.providers.split(",") if p.strip()]
@@ -188,13 +188,24 @@ def register_detect(subparsers: Any) -> None:
     parser.add_argument("--max-det", type=int, help="detections per image (default: manifest)")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
     parser.add_argument("--save", metavar="DIR", help="write annotated images to DIR")
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="refuse images of more than N pixels, read from the file header before decoding "
+        "(default: $JETKIT_MAX_IMAGE_PIXELS, else 100000000)",
+    )
     _add_runtime_arguments(parser)
     parser.set_defaults(handler=run_detect)
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    from edge.images import list_images, read_image
+    from edge.errors import JetkitError
+    from edge.images import list_images, max_image_pixels, read_image
 
+    max_pixels = max_image_pixels() if args.max_pixels is None else args.max_pixels
+    if max_pixels < 1:
+        raise JetkitError(f"--max-pixels must be a whole number of pixels >= 1, got {max_pixels}")
     paths = list_images(args.images)
     detector = _open_detector(
         args, conf=args.conf, iou=args.iou, nms=args.nms, max_detections=args.max_det
@@ -203,7 +214,7 @@ def run_detect(args: argparse.Namespace) -> int:
     save_names = annotated_names(paths, save_dir) if save_dir is not None else []
     for start in range(0, len(paths), detector.max_batch):
         chunk = paths[start : start + detector.max_batch]
-        frames = [read_image(p) for p in chunk]
+        frames = [read_image(p, max_pixels) for p in chunk]
         detected = detector.detect_batch(frames)
         for offset, (path, frame, detections) in enumerate(
             zip(chunk, frames, detected, strict=True)

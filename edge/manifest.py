@@ -41,7 +41,13 @@ def _check_choice(value: object, choices: tuple[str, ...], field_name: str) -> N
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (not a bool, not an integer beyond float range)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _check_triple(value: object, field_name: str, positive: bool = False) -> tuple[float, ...]:
@@ -71,6 +77,11 @@ class InputSpec:
     def __post_init__(self) -> None:
         _check(
             isinstance(self.name, str) and bool(self.name), "input.name", "must be a tensor name"
+        )
+        _check(
+            isinstance(self.shape, (list, tuple)),
+            "input.shape",
+            f"expected [batch, 3, height, width], got {self.shape!r}",
         )
         shape = tuple(self.shape)
         _check(
@@ -145,18 +156,18 @@ class OutputSpec:
 
     def __post_init__(self) -> None:
         _check_choice(self.format, OUTPUT_FORMATS, "output.format")
-        names = tuple(self.names)
+        names = tuple(self.names) if isinstance(self.names, (list, tuple)) else ()
         _check(
             len(names) >= 1 and all(isinstance(n, str) and n for n in names),
             "output.names",
             "must list at least one output tensor name",
         )
         object.__setattr__(self, "names", names)
-        strides = tuple(self.strides)
+        strides = tuple(self.strides) if isinstance(self.strides, (list, tuple)) else ()
         _check(
             len(strides) >= 1 and all(isinstance(s, int) and s > 0 for s in strides),
             "output.strides",
-            f"must be positive integers, got {list(strides)}",
+            f"must be positive integers, got {self.strides!r}",
         )
         object.__setattr__(self, "strides", strides)
 
@@ -234,6 +245,9 @@ class TargetSpec:
             f"must look like '8.7', got {self.compute_capability!r}",
         )
         _check(
+            self.l4t is None or isinstance(self.l4t, str), "target.l4t", "must be a version or null"
+        )
+        _check(
             self.dla_core is None or (isinstance(self.dla_core, int) and self.dla_core >= 0),
             "target.dla_core",
             "must be a DLA core number or null",
@@ -264,6 +278,7 @@ class Manifest:
             "must list at least one class name, in index order",
         )
         object.__setattr__(self, "classes", classes)
+        _check(isinstance(self.name, str), "name", f"must be a string, got {self.name!r}")
         _check(isinstance(self.provenance, dict), "provenance", "must be an object")
 
     @property
@@ -295,7 +310,7 @@ class Manifest:
     def from_json(cls, text: str, source: str | None = None) -> Manifest:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, an int of 4300+ digits
             raise ManifestError("(document)", f"not valid JSON ({exc})", source) from None
         return cls.from_dict(data, source)
 

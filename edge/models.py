@@ -92,8 +92,8 @@ def _literal(metadata: dict[str, str], key: str) -> Any:
         return None
     try:
         return ast.literal_eval(metadata[key])
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None  # TypeError: an unhashable dict key or set item, `{[1]: 'a'}`
 
 
 def _names_from_metadata(metadata: dict[str, str]) -> tuple[str, ...] | None:
@@ -170,7 +170,9 @@ def infer_manifest(
     if hw is None:
         imgsz = _literal(metadata, "imgsz")
         if isinstance(imgsz, (list, tuple)) and len(imgsz) == 2:
-            hw = (int(imgsz[0]), int(imgsz[1]))
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in imgsz):
+                raise JetkitError(f"{file_name}: metadata imgsz {imgsz!r} is no size; pass --imgsz")
+            hw = (imgsz[0], imgsz[1])
         elif isinstance(imgsz, int):
             hw = (imgsz, imgsz)
     if hw is None:

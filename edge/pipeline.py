@@ -5,9 +5,10 @@ decode run in a thread each when inference runs off the CPU (they overlap), else
 
 Live sources keep only their newest frame (a frame replaced before it was batched is counted as
 a `stale` drop), so latency stays bounded when the model is slower than the cameras; other
-sources block their capture thread instead and never drop. A failing batch is counted, logged
-and skipped; the pipeline goes on. `stop()` stops capture, lets what is in flight through and
-closes the sinks.
+sources block their capture thread instead and never drop. A failing batch, a bad frame and a
+failing sink write are counted, logged and skipped; the pipeline goes on. Failures that repeat
+are logged once and then counted per interval (`FailureLog`). `stop()` stops capture, lets what
+is in flight through and closes the sinks.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ import numpy as np
 
 from edge.detector import Detector
 from edge.errors import JetkitError
+from edge.failure_log import FailureLog
 from edge.metrics import PipelineMetrics
 from edge.preprocess import Transform
+from edge.redact import redact
 from edge.sinks import Result, Sink
-from edge.sources.base import Frame, Source, SourceError
+from edge.sources.base import Frame, FrameError, Source, SourceError
+from edge.sources.uri import SourceRef
 
 Log = Callable[[str], None]
 
@@ -48,7 +52,7 @@ def backend_options(
     59–121 frames/s, BENCHMARKS.md), so they sleep."""
     from edge.backends import backend_for
 
-    options: dict[str, Any] = {"threads": threads} if threads else {}
+    options: dict[str, Any] = {"threads": threads} if threads is not None else {}
     if backend_for(str(model_path), backend) == "onnxruntime":
         options["spinning"] = False
     return options
@@ -134,6 +138,8 @@ class _Stream:
     source: Source
     inbox: LatestSlot | FileQueue
     ended: bool = False
+    frames_read: int = 0
+    exhausted: bool = False  # the source itself ended (not stop())
 
 
 @dataclass
@@ -174,10 +180,11 @@ class Pipeline:
         for sink in self.sinks:
             stats = getattr(sink, "stats", None)
             if callable(stats):
-                metrics.watch_sink(sink.uri, stats)
+                metrics.watch_sink(redact(sink.uri), stats)
         self.config = config
         self.max_batch = config.max_batch or model_max
         self._log = log
+        self._failures = FailureLog(log)
         self._streams = [
             _Stream(
                 stream_id,
@@ -241,6 +248,12 @@ class Pipeline:
         return self._delivered
 
     @property
+    def empty_streams(self) -> list[str]:
+        """Streams whose source ended by itself without a single frame (a folder of corrupt
+        stills, an empty video): nothing of them was processed."""
+        return [s.stream_id for s in self._streams if s.exhausted and not s.frames_read]
+
+    @property
     def sources(self) -> list[tuple[str, Source]]:
         """`(stream id, source)` pairs, in stream order."""
         return [(stream.stream_id, stream.source) for stream in self._streams]
@@ -282,24 +295,29 @@ class Pipeline:
     # --- capture -------------------------------------------------------------------------------
 
     def _capture(self, stream: _Stream) -> None:
-        index = 0
         try:
             while not self._stop.is_set():
                 waited_from = time.monotonic()
                 try:
                     image = stream.source.read()
+                except FrameError as exc:
+                    self.metrics.record_error(stream.stream_id, "bad_frame")
+                    self._failures.failed(stream.stream_id, f"{exc}; skipped")
+                    continue
                 except SourceError as exc:
                     self.metrics.record_error(stream.stream_id, "capture")
-                    self._log(f"{stream.stream_id}: {exc}")
+                    self._failures.failed(stream.stream_id, str(exc))
                     if stream.source.live:
                         continue  # a reconnecting source backs off inside read()
+                    stream.exhausted = True
                     break
                 if image is None:
+                    stream.exhausted = True
                     break
                 now = time.monotonic()
                 self.metrics.record_stage("capture_wait", (now - waited_from) * 1e3)
-                frame = Frame(stream.stream_id, index, now, time.time(), image)
-                index += 1
+                frame = Frame(stream.stream_id, stream.frames_read, now, time.time(), image)
+                stream.frames_read += 1
                 if isinstance(stream.inbox, LatestSlot):
                     if stream.inbox.put(frame):
                         self.metrics.record_drop(stream.stream_id, "stale")
@@ -485,7 +503,7 @@ class Pipeline:
                         sink.write(result)
                     except Exception as exc:  # one broken sink must not stop the others
                         self.metrics.record_error(frame.stream_id, "sink")
-                        self._log(f"sink {sink.uri}: {exc}")
+                        self._failures.failed(f"sink {redact(sink.uri)}", str(exc))
                 self.metrics.record_stage("sink", (time.perf_counter() - started) * 1e3)
                 self.metrics.record_result(
                     frame.stream_id, (time.monotonic() - frame.capture_monotonic_s) * 1e3
@@ -494,11 +512,12 @@ class Pipeline:
                 if limit is not None and self._delivered >= limit:
                     self.stop()
         finally:
+            self._failures.flush()
             for sink in self.sinks:
                 try:
                     sink.close()
                 except Exception as exc:
-                    self._log(f"sink {sink.uri}: {exc}")
+                    self._log(f"sink {redact(sink.uri)}: {exc}")
             self._finished.set()
 
     def _put(self, target: queue.Queue[Any], item: Any, name: str) -> None:
@@ -512,14 +531,15 @@ class Pipeline:
 
 
 def open_pipeline(
-    uris: Sequence[str],
+    uris: Sequence[SourceRef],
     sink_uris: Sequence[str],
     detector: Detector,
     config: PipelineConfig = PipelineConfig(),
     extra_sinks: Sequence[Sink] = (),
     log: Log = lambda _message: None,
 ) -> Pipeline:
-    """The pipeline for source and sink URIs, with its metrics, everything opened (not started);
+    """The pipeline for source URIs (or `(uri, stream id)` pairs) and sink URIs, with its
+    metrics, everything opened (not started);
     all or nothing: a start-up error closes what was opened and raises. A live source's
     reconnects are counted as `reconnect` errors of its stream and logged."""
     from edge.sinks import open_sink

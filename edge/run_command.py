@@ -3,13 +3,16 @@ every few seconds, the latency table at the end and, with --summary, the metrics
 
 Everything that can fail at start-up (model, sources, sinks, options) fails before the first
 frame, as `jetkit: error: …`. Ctrl-C (or SIGTERM) ends a run the normal way: capture stops, the
-frames in flight are finished, the table is printed. Only argparse at import time.
+frames in flight are finished, the table is printed. A file source (a video, a folder of stills)
+that ends without giving a single frame fails the run: exit status 1. Only argparse at import
+time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import time
 from pathlib import Path
@@ -29,10 +32,9 @@ def _run(args: argparse.Namespace) -> int:
     from edge.metrics import TegrastatsReader
     from edge.pipeline import PipelineConfig, backend_options, open_pipeline
 
-    if args.duration is not None and args.duration <= 0:
-        raise JetkitError(f"--duration must be > 0 seconds, got {args.duration}")
-    if args.log_interval <= 0:
-        raise JetkitError(f"--log-interval must be > 0 seconds, got {args.log_interval}")
+    for option, seconds in (("--duration", args.duration), ("--log-interval", args.log_interval)):
+        if seconds is not None and not 0 < seconds < math.inf:
+            raise JetkitError(f"{option} must be a finite number of seconds > 0, got {seconds}")
     config = PipelineConfig(
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_frames=args.max_frames
     )
@@ -62,7 +64,20 @@ def _run(args: argparse.Namespace) -> int:
     print(metrics.format_table())
     if args.summary:
         write_text_atomic(Path(args.summary), json.dumps(metrics.summary(), indent=2) + "\n")
-    return 0
+    return _report_empty_streams(pipeline)
+
+
+def _report_empty_streams(pipeline: Any) -> int:
+    """1, after a line per stream, where a source ended without a single frame; else 0."""
+    from edge.redact import redact
+
+    sources = dict(pipeline.sources)
+    for stream_id in pipeline.empty_streams:
+        stderr_log(
+            f"jetkit: error: source {redact(sources[stream_id].uri)!r} (stream {stream_id}) "
+            "ended without a readable frame; nothing of it was processed"
+        )
+    return 1 if pipeline.empty_streams else 0
 
 
 def _wait(pipeline: Any, metrics: Any, duration_s: float | None, log_interval_s: float) -> None:

@@ -4,6 +4,7 @@ machine that has TensorRT (jetson) or a CUDA GPU (gpu), and skip with the reason
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 
@@ -12,8 +13,17 @@ import numpy as np
 # The suite imports all three; the edge runtime, which never imports torch, is not affected.
 import onnxruntime  # noqa: F401  (isort: keep first)
 import pytest
+from hypothesis import settings
 
 from edge.samples import BLOB_CLASSES, build_blob_detector, draw_blob_scene
+
+# The parser fuzzers (tests/**/test_*_fuzz.py): the same examples on every run (a failure
+# reproduces; nothing is stored in a .hypothesis folder), no per-example deadline on a busy
+# 2-core machine. Each fuzzer sets its own max_examples through `fuzz.examples`, which
+# JETKIT_FUZZ_SCALE multiplies; HYPOTHESIS_PROFILE=explore draws new examples on each run.
+settings.register_profile("ci", deadline=None, derandomize=True, database=None)
+settings.register_profile("explore", deadline=None, derandomize=False, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -13,6 +13,9 @@ from edge.backends.base import TensorSpec
 from edge.errors import JetkitError
 
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+# Intra-op threads: past the cores of any Jetson or host; ONNX Runtime starts every one at load
+# (100000 of them hang the process).
+MAX_THREADS = 256
 
 _ORT_TYPES = {
     "tensor(float)": "float32",
@@ -60,6 +63,8 @@ def load_session(
     path = Path(path)
     if not path.is_file():
         raise JetkitError(f"model file {path} does not exist")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise JetkitError(f"--threads must be in [1, {MAX_THREADS}], got {threads}")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

@@ -23,14 +23,16 @@ TOTAL_POWER_RAILS = ("VDD_IN", "POM_5V_IN")
 DISABLED_SENSOR_C = -256.0
 STOP_TIMEOUT_S = 2.0
 
-_RAM = re.compile(r"\bRAM (\d+)/(\d+)MB\b")
+# Numbers of at most 9 digits (`\d{1,9}`): a garbled line's longer runs are no reading, and
+# int() refuses 4300+ digits, float() makes 400 inf and `power_mw * s` overflows.
+_RAM = re.compile(r"\bRAM (\d{1,9})/(\d{1,9})MB\b")
 _CPU = re.compile(r"\bCPU \[([^\]]*)\]")
-_CORE = re.compile(r"(\d+)%(?:@(\d+))?")
+_CORE = re.compile(r"(\d{1,9})%(?:@(\d{1,9}))?")
 # Orin on JetPack 6 may print the GPU clock per GPC, as `@[305,305]`: the first one is kept.
-_GPU = re.compile(r"\bGR3D_FREQ (\d+)%(?:@\[?(\d+))?")
-_TEMPERATURE = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)@(-?\d+(?:\.\d+)?)C\b")
+_GPU = re.compile(r"\bGR3D_FREQ (\d{1,9})%(?:@\[?(\d{1,9})(?!\d))?")
+_TEMPERATURE = re.compile(r"\b([A-Za-z][A-Za-z0-9_]*)@(-?\d{1,9}(?:\.\d{1,9})?)C\b")
 # The lookahead keeps `RAM 1729/15657MB` and `IRAM 0/252kB` out: rails end in mW or nothing.
-_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?(?=\s|$)")
+_RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d{1,9})(?:mW)?/(\d{1,9})(?:mW)?(?=\s|$)")
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ DRAIN_TIMEOUT_S = 20.0
 
 def _serve(args: argparse.Namespace) -> int:
     from edge.atomic import write_text_atomic
-    from edge.service.config import load_config
+    from edge.service.config import TOKEN_ENV, load_config
     from edge.service.daemon import Service
     from edge.service.http import serve_http
     from edge.service.systemd import notify
@@ -46,14 +46,19 @@ def _serve(args: argparse.Namespace) -> int:
             service.stop()
             raise
         host, port = server.server_address[:2]
-        stderr_log(f"HTTP on http://{host}:{port} (/healthz, /metrics, /status, POST /reload)")
+        if config.http.token is None and not config.http.loopback:
+            stderr_log(
+                f"warning: HTTP listens on {config.http.host}, beyond this machine, without a "
+                f"token: POST /reload is refused until http.token (or {TOKEN_ENV}) is set"
+            )
+        address = f"[{host}]" if ":" in host else host
+        stderr_log(f"HTTP on http://{address}:{port} (/healthz, /metrics, /status, POST /reload)")
         notify("READY=1")
         _loop(service, stop, reload)
         notify("STOPPING=1")
         stderr_log("stopping: finishing the frames in flight")
         drained = service.stop(DRAIN_TIMEOUT_S)
-        server.shutdown()
-        server.server_close()
+        server.close()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -90,26 +95,43 @@ def _install(args: argparse.Namespace) -> int:
     import sys
 
     from edge.atomic import write_text_atomic
+    from edge.errors import JetkitError
     from edge.service.config import load_config
-    from edge.service.systemd import UNIT_NAME, unit_text
+    from edge.service.systemd import CREATE_USER, UNIT_NAME, unit_text
 
     config_path = Path(args.config).resolve()
-    load_config(config_path)  # a broken config fails here, not at the next boot
+    config = load_config(config_path)  # a broken config fails here, not at the next boot
     executable = shutil.which("jetkit") or str(Path(sys.executable).with_name("jetkit"))
+    text = unit_text(executable, config_path, config, args.user)
+    if not _user_exists(args.user):
+        missing = (
+            f"user {args.user!r} does not exist here; create it ({CREATE_USER}) or pass --user"
+        )
+        if args.enable:  # the unit would fail at once
+            raise JetkitError(missing)
+        stderr_log(f"warning: {missing}")
     unit_path = Path(args.unit_dir) / UNIT_NAME
-    write_text_atomic(unit_path, unit_text(executable, config_path, args.user))
+    write_text_atomic(unit_path, text)
     print(unit_path)
     if args.enable:
         import subprocess
 
         systemctl = shutil.which("systemctl")
         if systemctl is None:
-            from edge.errors import JetkitError
-
             raise JetkitError("systemctl is not here; enable the unit by hand, or drop --enable")
         for command in (["daemon-reload"], ["enable", "--now", UNIT_NAME]):
             subprocess.run([systemctl, *command], check=True)
     return 0
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def register_serve(subparsers: Any) -> None:
@@ -134,7 +156,12 @@ def register_service(subparsers: Any) -> None:
     install.add_argument(
         "--unit-dir", default="/etc/systemd/system", help="where the unit goes (default: system)"
     )
-    install.add_argument("--user", help="run the daemon as this user")
+    install.add_argument(
+        "--user",
+        default="jetkit",
+        help="run the daemon as this user (default: jetkit, which must exist: sudo useradd "
+        "--system --groups video jetkit); --user root runs it as root",
+    )
     install.add_argument(
         "--enable", action="store_true", help="also systemctl daemon-reload and enable --now"
     )

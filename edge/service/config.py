@@ -12,7 +12,11 @@ streams:
 sinks: [jsonl:///var/log/jetkit/results.jsonl]
 thresholds: {conf: 0.25, iou: 0.45}
 batching: {max_batch: 4, max_wait_ms: 5}
-http: {listen: 127.0.0.1:8080}
+http:
+  listen: 127.0.0.1:8080        # the default: reachable from this machine only
+  token: 3f9c…                  # optional (or JETKIT_HTTP_TOKEN): POST /reload then needs
+                                # `Authorization: Bearer <token>`; required beyond loopback
+  read_timeout_s: 10            # a request must arrive in full within this, else it is closed
 log_interval_s: 30
 watch_model_s: 2                # how often a model pointer is checked for a new release
 stale_after_s: 5                # a stream with no result for this long is unhealthy
@@ -22,13 +26,25 @@ summary: /var/lib/jetkit/summary.json   # optional: metrics written at exit
 
 from __future__ import annotations
 
+import ipaddress
+import math
+import os
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge.backends.onnxruntime import MAX_THREADS
 from edge.errors import JetkitError
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+# Long enough for a slow link to send a request head; short enough that idle connections free
+# their sockets soon.
+DEFAULT_READ_TIMEOUT_S = 10.0
+TOKEN_ENV = "JETKIT_HTTP_TOKEN"
+# It travels in an HTTP header: visible ASCII only, no spaces.
+_TOKEN = re.compile(r"[!-~]+")
 
 
 class ConfigError(JetkitError):
@@ -48,6 +64,23 @@ class StreamConfig:
 class HttpConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    token: str | None = field(default=None, repr=False)  # kept out of logs and tracebacks
+    read_timeout_s: float = DEFAULT_READ_TIMEOUT_S
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can connect (a host name may resolve anywhere: not)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def wildcard(self) -> bool:
+        """Listening on every interface, so clients may use any name for this machine."""
+        return self.host in ("", "0.0.0.0", "::")
 
 
 @dataclass(frozen=True)
@@ -68,16 +101,10 @@ class ServiceConfig:
     summary: Path | None = None
 
     @property
-    def stream_uris(self) -> list[str]:
-        """Each stream's URI with its id as `?id=` (or `&id=`) where the config gives one."""
-        uris = []
-        for stream in self.streams:
-            if stream.id is None or stream.uri.startswith("gst://"):
-                uris.append(stream.uri)
-            else:
-                joiner = "&" if "?" in stream.uri else "?"
-                uris.append(f"{stream.uri}{joiner}id={stream.id}")
-        return uris
+    def stream_uris(self) -> list[tuple[str, str | None]]:
+        """`(uri, id)` per stream, as `parse_source_uris` and `open_pipeline` take them: the id
+        beside the URI, not spliced into it, works for paths and `gst://` pipelines too."""
+        return [(stream.uri, stream.id) for stream in self.streams]
 
 
 _TOP_KEYS = {
@@ -86,14 +113,23 @@ _TOP_KEYS = {
 }  # fmt: skip
 
 
+def _show(value: object, show: Callable[[object], str] = repr) -> str:
+    """`value` for a message: an integer of 4300+ digits (YAML's hex and base-60 integers can
+    be that long) makes repr() and str() raise."""
+    try:
+        return show(value)
+    except ValueError:
+        return f"<a {type(value).__name__} too long to show>"
+
+
 def _mapping(value: object, path: str, known: set[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(path, f"must be a mapping, got {type(value).__name__}")
-    unknown = sorted(set(value) - known)
+    unknown = sorted(set(value) - known, key=lambda key: _show(key, str))  # YAML keys: any type
     if unknown:
         prefix = f"{path}." if path else ""
         raise ConfigError(
-            f"{prefix}{unknown[0]}", f"unknown key (known: {', '.join(sorted(known))})"
+            f"{prefix}{_show(unknown[0], str)}", f"unknown key (known: {', '.join(sorted(known))})"
         )
     return value
 
@@ -103,23 +139,59 @@ def _number(
 ) -> Any:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(path, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        noun = "an integer" if integer else "a number"
+        raise ConfigError(path, f"must be {noun}, got {_show(value)}")
+    try:
+        finite = math.isfinite(value)  # YAML has .nan and .inf
+    except OverflowError:  # an integer beyond float range
+        finite = integer
+    if not finite:
+        raise ConfigError(path, f"must be a finite number, got {_show(value)}")
     if value < low or (high is not None and value > high):
         bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ConfigError(path, f"must be {bounds}, got {value!r}")
+        raise ConfigError(path, f"must be {bounds}, got {_show(value)}")
     return value
 
 
 def _text(value: object, path: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(path, f"must be a non-empty string, got {value!r}")
+        raise ConfigError(path, f"must be a non-empty string, got {_show(value)}")
     return value
+
+
+def _stream_id(value: object, path: str) -> str:
+    from edge.sources.uri import STREAM_ID_RULE, is_stream_id  # numpy with it: only when used
+
+    if not isinstance(value, str) or not is_stream_id(value):
+        raise ConfigError(path, f"must be {STREAM_ID_RULE}, got {_show(value)}")
+    return value
+
+
+def _token(value: object, path: str) -> str:
+    # The value itself stays out of the message: it is a secret.
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise ConfigError(
+            path,
+            "must be printable ASCII without spaces (it is sent in an HTTP header), e.g. the "
+            "output of `openssl rand -hex 32`",
+        )
+    return value
+
+
+def _http_config(section: dict[str, Any]) -> HttpConfig:
+    listen = parse_listen(_text(section.get("listen", DEFAULT_LISTEN), "http.listen"))
+    timeout_s = section.get("read_timeout_s", DEFAULT_READ_TIMEOUT_S)
+    return replace(
+        listen,
+        token=_token(section["token"], "http.token") if "token" in section else None,
+        read_timeout_s=float(_number(timeout_s, "http.read_timeout_s", 0.1, 3600)),
+    )
 
 
 def parse_listen(text: str, path: str = "http.listen") -> HttpConfig:
     """`HOST:PORT` (`[::1]:8080` for IPv6) → HttpConfig; port 0 asks the system for a free one."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit() and len(port) <= 5):
         raise ConfigError(path, f"must be HOST:PORT, e.g. {DEFAULT_LISTEN}, got {text!r}")
     return HttpConfig(host.strip("[]"), int(_number(int(port), path, 0, 65535, integer=True)))
 
@@ -151,7 +223,7 @@ def _config_from_dict(data: object) -> ServiceConfig:
         streams.append(
             StreamConfig(
                 _text(entry["uri"], f"streams[{k}].uri"),
-                None if stream_id is None else _text(stream_id, f"streams[{k}].id"),
+                None if stream_id is None else _stream_id(stream_id, f"streams[{k}].id"),
             )
         )
     sinks = top.get("sinks", [])
@@ -159,11 +231,15 @@ def _config_from_dict(data: object) -> ServiceConfig:
         raise ConfigError("sinks", "must be a list of sink URIs")
     thresholds = _mapping(top.get("thresholds", {}), "thresholds", {"conf", "iou"})
     batching = _mapping(top.get("batching", {}), "batching", {"max_batch", "max_wait_ms"})
-    http = _mapping(top.get("http", {}), "http", {"listen"})
+    http = _mapping(top.get("http", {}), "http", {"listen", "token", "read_timeout_s"})
     backend = top.get("backend")
     if backend is not None and backend not in ("onnxruntime", "tensorrt"):
-        raise ConfigError("backend", f"must be onnxruntime or tensorrt, got {backend!r}")
-    optional = {key: _number(top[key], key, 1, integer=True) for key in ("threads",) if key in top}
+        raise ConfigError("backend", f"must be onnxruntime or tensorrt, got {_show(backend)}")
+    optional = {
+        key: _number(top[key], key, 1, MAX_THREADS, integer=True)
+        for key in ("threads",)
+        if key in top
+    }
     return ServiceConfig(
         model=Path(_text(top["model"], "model")),
         streams=tuple(streams),
@@ -180,7 +256,7 @@ def _config_from_dict(data: object) -> ServiceConfig:
         max_wait_ms=float(
             _number(batching.get("max_wait_ms", 5.0), "batching.max_wait_ms", 0, 10_000)
         ),
-        http=parse_listen(_text(http.get("listen", DEFAULT_LISTEN), "http.listen")),
+        http=_http_config(http),
         log_interval_s=float(_number(top.get("log_interval_s", 30.0), "log_interval_s", 0.1)),
         watch_model_s=float(_number(top.get("watch_model_s", 2.0), "watch_model_s", 0.1)),
         stale_after_s=float(_number(top.get("stale_after_s", 5.0), "stale_after_s", 0.1)),
@@ -213,8 +289,18 @@ def load_config(path: str | Path) -> ServiceConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise JetkitError(f"config file {path} is not valid YAML{where}") from None
+    except (ValueError, RecursionError) as exc:  # `2020-13-01`, `!!int x`, `[[[…]]]` too deep
+        raise JetkitError(f"config file {path} is not valid YAML ({exc})") from None
     config = config_from_dict(data, str(path))
     if not config.model.is_absolute():
         # Relative to the config file, so a unit's working directory does not matter.
         config = replace(config, model=path.parent / config.model)
+    token = os.environ.get(TOKEN_ENV)
+    if config.http.token is None and token:
+        # The environment keeps the secret out of a config file that many may read.
+        try:
+            checked = _token(token, "http.token")
+        except ConfigError as exc:
+            raise ConfigError(exc.key_path, str(exc).split(": ", 1)[1], TOKEN_ENV) from None
+        config = replace(config, http=replace(config.http, token=checked))
     return config

@@ -3,7 +3,8 @@
 A reload (SIGHUP, `POST /reload`, or a new model behind the model pointer) opens and warms the
 new model beside the old one and swaps it in between batches: no stream stops, no frame is
 dropped for it. A model that fails to load leaves the old one running; the error is logged and
-reported by `/status`.
+reported by `/status`, and the pointer watch leaves that model alone until the pointer changes.
+A reload of the model that runs already does nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ def stream_health(
     return StreamHealth(stream_id, False, "stalled", age_s)
 
 
+def _reload_result(
+    ok: bool, model: Path, changed: bool, error: str | None = None
+) -> dict[str, Any]:
+    return {"ok": ok, "model": str(model), "changed": changed, "error": error}
+
+
 class Service:
     """Construct (stores the config), `start()` (start-up errors raise JetkitError), then
     `reload()`, `health()`, `status()` from any thread, and `stop()` once."""
@@ -82,8 +89,11 @@ class Service:
         self._log = log
         self._reload_lock = threading.Lock()
         self.reloads = 0
+        self.failed_reloads = 0
         self.last_reload_error: str | None = None
         self.identity: ModelIdentity | None = None
+        # The model that last failed to load: the pointer watch does not try it again.
+        self._failed_identity: ModelIdentity | None = None
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -133,30 +143,41 @@ class Service:
 
     def reload(self, reason: str) -> dict[str, Any]:
         """Load the model the config points to now and swap it in; on failure keep the old one.
-        Returns `{"ok": bool, "model": path, "error": …}`."""
+        The model running already (same file, size and mtime) is not loaded again: on a Jetson
+        a second engine would take as much GPU memory as the first.
+        Returns `{"ok": bool, "model": path, "changed": bool, "error": …}`."""
         with self._reload_lock:
+            identity: ModelIdentity | None = None
             try:
                 identity = identify(self.config.model, self._tensorrt)
+                if identity == self.identity:
+                    self._failed_identity = self.last_reload_error = None
+                    return _reload_result(True, identity.path, changed=False)
                 detector = self._open_detector(identity)
                 old = self.pipeline.swap_detector(detector)
             except Exception as exc:  # whatever the new model does wrong, the old one runs on
+                self.failed_reloads += 1
+                self._failed_identity = identity
                 self.last_reload_error = f"{reason}: {exc}"
                 self._log(f"reload ({reason}) failed, still running the previous model: {exc}")
-                return {"ok": False, "model": str(self._model_path()), "error": str(exc)}
+                return _reload_result(False, self._model_path(), changed=False, error=str(exc))
             old.close()
             self.identity = identity
             self.reloads += 1
-            self.last_reload_error = None
+            self._failed_identity = self.last_reload_error = None
             self._log(f"reloaded ({reason}): now running {identity.path}")
-            return {"ok": True, "model": str(identity.path), "error": None}
+            return _reload_result(True, identity.path, changed=True)
 
     def check_model_pointer(self) -> None:
-        """Reload when the model behind the pointer changed (a new release, a new file)."""
+        """Reload when the model behind the pointer changed (a new release, a new file). A model
+        that failed to load is not tried again until the pointer changes once more: each try of
+        a broken engine costs seconds and memory, and would be logged every `watch_model_s`.
+        SIGHUP and POST /reload still try it."""
         try:
             current = identify(self.config.model, self._tensorrt)
         except JetkitError:
             return  # mid-switch or broken: the next check, or /status after a reload, tells
-        if current != self.identity:
+        if current not in (self.identity, self._failed_identity):
             self.reload("the model changed")
 
     def _open_detector(self, identity: ModelIdentity) -> Detector:
@@ -212,6 +233,7 @@ class Service:
                 "pointer": str(self.config.model),
                 "name": self.pipeline.detector.manifest.name,
                 "reloads": self.reloads,
+                "failed_reloads": self.failed_reloads,
                 "last_reload_error": self.last_reload_error,
             },
             "streams": [

@@ -54,7 +54,8 @@ class Sink(Protocol):
     """`write()` is called from the pipeline's sink thread for every result and must return
     quickly whatever happens downstream (a slow network, a full disk): inference waits on it.
     An exception from `write()` is counted as a sink error and the pipeline goes on. `close()`
-    flushes what is pending, within a bounded time."""
+    flushes what is pending, within a bounded time. `uri` names the sink in messages and metric
+    labels, its credentials masked (`edge.redact`)."""
 
     uri: str
 

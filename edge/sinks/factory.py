@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from edge.cli import stderr_log
 from edge.errors import JetkitError
+from edge.redact import redact
 from edge.sinks.base import Sink
-from edge.sinks.params import redact_sink_uri, split_sink_uri
+from edge.sinks.params import split_sink_uri
 
 Log = Callable[[str], None]
 
@@ -19,7 +20,7 @@ def _jsonl(uri: str, log: Log) -> Sink:
     target = uri.split("://", 1)[1]
     if not target:
         raise JetkitError("names no file; write jsonl://PATH or jsonl://-")
-    sink = JsonlSink(uri, target)
+    sink = JsonlSink(redact(uri), target)
     sink.open()
     return sink
 
@@ -37,7 +38,7 @@ def _video(uri: str, log: Log) -> Sink:
     from edge.sinks.video import VideoSink
     from edge.sinks.video_uri import parse_video_uri
 
-    sink = VideoSink(uri, parse_video_uri(uri))
+    sink = VideoSink(redact(uri), parse_video_uri(uri))
     sink.open()
     return sink
 
@@ -46,7 +47,7 @@ def _gst(uri: str, log: Log) -> Sink:
     from edge.sinks.gst_out import GstSink
     from edge.sinks.gst_uri import parse_gst_out_uri
 
-    sink = GstSink(uri, parse_gst_out_uri(uri), log)
+    sink = GstSink(redact(uri), parse_gst_out_uri(uri), log)
     sink.open()
     return sink
 
@@ -55,7 +56,7 @@ def _rtsp(uri: str, log: Log) -> Sink:
     from edge.sinks.rtsp import RtspSink
     from edge.sinks.rtsp_uri import parse_rtsp_out_uri
 
-    sink = RtspSink(uri, parse_rtsp_out_uri(uri), log)
+    sink = RtspSink(redact(uri), parse_rtsp_out_uri(uri), log)
     sink.open()
     return sink
 
@@ -66,7 +67,7 @@ def _display(uri: str, log: Log) -> Sink:
     parts = split_sink_uri(uri, ())
     if parts.location:
         raise JetkitError(f"display:// takes nothing after it, got {parts.location!r}")
-    sink = DisplaySink(uri, os.environ)
+    sink = DisplaySink(redact(uri), os.environ)
     sink.open()
     return sink
 
@@ -93,10 +94,10 @@ def open_sink(uri: str, log: Log = stderr_log) -> Sink:
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme not in _OPENERS:
         raise JetkitError(
-            f"sink {redact_sink_uri(uri)!r}: unknown scheme {scheme or '(none)'!r}; use one of "
+            f"sink {redact(uri)!r}: unknown scheme {scheme or '(none)'!r}; use one of "
             + ", ".join(f"{s}://" for s in SINK_SCHEMES)
         )
     try:
         return _OPENERS[scheme](uri, log)
     except JetkitError as error:
-        raise JetkitError(f"sink {redact_sink_uri(uri)!r}: {error}") from None
+        raise JetkitError(f"sink {redact(uri)!r}: {error}") from None

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import JetkitError
+from edge.redact import redact
 from edge.sinks.base import Result, SinkError
 from edge.sinks.frames import fit_to_size
 from edge.sinks.gst_uri import APPSRC_NAME, GstOutConfig, appsrc_caps
@@ -49,10 +50,10 @@ def build_pipeline(text: str) -> tuple[Any, Any]:
     try:
         pipeline = gst.parse_launch(text)
     except glib.Error as error:
-        raise JetkitError(f"GStreamer cannot build {text!r}: {error.message}") from None
+        raise JetkitError(f"GStreamer cannot build {redact(text)!r}: {error.message}") from None
     appsrc = pipeline.get_by_name(APPSRC_NAME) if isinstance(pipeline, gst.Bin) else None
     if appsrc is None or appsrc.get_factory().get_name() != "appsrc":
-        raise JetkitError(f"the pipeline {text!r} has no appsrc named {APPSRC_NAME!r}")
+        raise JetkitError(f"the pipeline {redact(text)!r} has no appsrc named {APPSRC_NAME!r}")
     return pipeline, appsrc
 
 
@@ -71,7 +72,9 @@ class _Feed:
         self._appsrc.set_property("format", gst.Format.TIME)
         self._appsrc.set_property("is-live", True)
         if self._pipeline.set_state(gst.State.PLAYING) == gst.StateChangeReturn.FAILURE:
-            self.error = SinkError(self._bus_error() or f"the pipeline {text!r} does not start")
+            self.error = SinkError(
+                self._bus_error() or f"the pipeline {redact(text)!r} does not start"
+            )
 
     def push(self, image_bgr: np.ndarray, capture_s: float) -> bool:
         """False when the pipeline took no frame for PIPELINE_STALL_S."""

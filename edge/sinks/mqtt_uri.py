@@ -16,7 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from edge.errors import JetkitError
-from edge.sinks.params import flag_param, number_param, redact_sink_uri, split_sink_uri
+from edge.redact import redact
+from edge.sinks.params import flag_param, number_param, split_sink_uri
 
 PASSWORD_ENV = "JETKIT_MQTT_PASSWORD"
 PARAMS = (
@@ -110,7 +111,7 @@ def parse_mqtt_uri(uri: str, environ: Mapping[str, str]) -> MqttConfig:
     password = params.get("password", environ.get(PASSWORD_ENV) if username else None)
     qos = number_param(params, "qos", int)
     return MqttConfig(
-        safe_uri=redact_sink_uri(uri),
+        safe_uri=redact(uri),
         host=address.hostname or "",
         port=port or (TLS_PORT if tls else PLAIN_PORT),
         topic=unquote(topic),

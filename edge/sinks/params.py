@@ -3,18 +3,15 @@ functions, no I/O. Errors name the param and say how to write it; the caller add
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import unquote
 
 from edge.errors import JetkitError
-from edge.sources.uri import redact_uri
 
 Number = TypeVar("Number", int, float)
 _FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
-_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -65,9 +62,3 @@ def flag_param(params: Mapping[str, str], name: str, default: bool = False) -> b
     if text.lower() not in _FLAGS:
         raise JetkitError(f"param {name!r} must be 1 or 0, got {text!r}")
     return _FLAGS[text.lower()]
-
-
-def redact_sink_uri(uri: str) -> str:
-    """`uri` with a `password=` param and a `user:password@` both masked, for messages and
-    logs."""
-    return _PASSWORD_PARAM.sub(r"\1***", redact_uri(uri))

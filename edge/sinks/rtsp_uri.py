@@ -51,7 +51,7 @@ def parse_rtsp_out_uri(uri: str) -> RtspOutConfig:
     parts = split_sink_uri(uri, ())
     address, _, path = parts.location.partition("/")
     host, _, port = address.rpartition(":") if ":" in address else (address, "", "")
-    if port and not port.isdigit():
+    if port and not (port.isascii() and port.isdigit() and len(port) <= 5):  # not "²"
         raise JetkitError(f"port must be a number, got {port!r}")
     return RtspOutConfig(host or "0.0.0.0", int(port) if port else DEFAULT_PORT, path)
 

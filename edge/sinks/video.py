@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.atomic import public_mode
 from edge.errors import JetkitError
 from edge.sinks.base import Result, SinkError
 from edge.sinks.frames import fit_to_size
@@ -39,6 +40,7 @@ def _temp_path(final: Path, tag: str) -> Path:
     fd, name = tempfile.mkstemp(
         prefix=f".{final.stem}.{tag}.", suffix=final.suffix, dir=final.parent
     )
+    os.fchmod(fd, public_mode())  # a recording is for whoever reads the folder, as `open` makes it
     os.close(fd)
     return Path(name)
 

@@ -10,7 +10,7 @@ source.close()
 Importing this package loads neither GStreamer (gi) nor OpenCV: they load when a source opens.
 """
 
-from edge.sources.base import Frame, Source, SourceError
+from edge.sources.base import Frame, FrameError, Source, SourceError
 from edge.sources.factory import make_source, open_source, open_streams
 from edge.sources.fallback import FileSource
 from edge.sources.gst import GstSource, gstreamer_available
@@ -25,6 +25,7 @@ __all__ = [
     "Backoff",
     "FileSource",
     "Frame",
+    "FrameError",
     "GstSource",
     "ImagesSource",
     "OpenCVSource",

@@ -26,16 +26,22 @@ class SourceError(Exception):
     it, backs off and reopens a live source; a file source ends."""
 
 
+class FrameError(SourceError):
+    """One frame could not be had (a corrupt still among good ones) but the source goes on: the
+    capture thread counts it as a bad frame and reads the next."""
+
+
 class Source(Protocol):
     """A stream of BGR images.
 
     `open()` raises JetkitError when the source cannot exist (no such file, device or scheme),
     `SourceError` when it exists but fails now (refused connection). `read()` blocks until the
     next image and returns it, returns None at the end of a finite source, and raises
-    `SourceError` on a failure. `live` sources (cameras, network streams, `test://`) produce at
-    their own pace whether or not anyone reads; others wait for the reader. `close()` is safe to
-    call twice and from another thread while `read()` blocks; `open()` after `close()` starts the
-    source again (ReconnectingSource relies on it).
+    `SourceError` on a failure (`FrameError` where only that frame is lost). `live` sources
+    (cameras, network streams, `test://`) produce at their own pace whether or not anyone reads;
+    others wait for the reader. `close()` is safe to call twice and from another thread while
+    `read()` blocks; `open()` after `close()` starts the source again (ReconnectingSource relies
+    on it).
     """
 
     uri: str

@@ -14,7 +14,7 @@ from edge.sources.images import ImagesSource
 from edge.sources.opencv import OpenCVSource
 from edge.sources.reconnect import Backoff, ErrorCallback, ReconnectingSource
 from edge.sources.synthetic import SyntheticSource
-from edge.sources.uri import SourceSpec, parse_source_uri, parse_source_uris
+from edge.sources.uri import SourceRef, SourceSpec, parse_source_uri, parse_source_uris
 
 # The live kinds whose failures pass (a cable, a network, a camera daemon); test:// never fails.
 RECONNECTING_KINDS = ("csi", "v4l2", "rtsp", "gst")
@@ -61,12 +61,13 @@ def open_source(
 
 
 def open_streams(
-    uris: Sequence[str],
+    uris: Sequence[SourceRef],
     on_error: Callable[[str, Exception, float], None] | None = None,
     log: Log = stderr_log,
 ) -> list[tuple[str, Source]]:
-    """`(stream id, opened source)` per URI, for a pipeline. All or nothing: a source that
-    cannot open closes those already open and raises JetkitError naming it (a start-up error).
+    """`(stream id, opened source)` per URI (or `(uri, stream id)`), for a pipeline. All or
+    nothing: a source that cannot open closes those already open and raises JetkitError naming
+    it (a start-up error).
     `on_error(stream_id, error, delay_s)` hears each failure a reconnecting source backs off
     from; `log` what a source says once."""
     opened: list[tuple[str, Source]] = []

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from edge.errors import JetkitError
+from edge.redact import redact
 from edge.sources.base import SourceError
 from edge.sources.checks import ensure_exists
 from edge.sources.launch import pipeline_for
-from edge.sources.uri import SourceSpec, redact_uri
+from edge.sources.uri import SourceSpec
 
 # How often a waiting read looks at the bus and at close(): the longest close() waits on a read.
 POLL_S = 0.05
@@ -68,9 +69,10 @@ _FIXES = {
 
 
 def bus_error_text(element: str, message: str, debug: str | None) -> str:
-    """`element: message`, and the fix where the failure is a known one."""
+    """`element: message`, and the fix where the failure is a known one; credentials masked, as
+    an element's message may quote its location (a camera URL with its password)."""
     fixes = [fix for known, fix in _FIXES.items() if known in f"{message} {debug or ''}"]
-    text = f"{element}: {message}"
+    text = redact(f"{element}: {message}")
     return text.rstrip(".") + "".join(f"; {fix}" for fix in fixes) if fixes else text
 
 
@@ -112,13 +114,13 @@ class GstSource:
             pipeline = gst.parse_launch(text)
         except glib.Error as error:
             raise JetkitError(
-                f"source {self.spec.safe_uri!r}: GStreamer cannot build {redact_uri(text)!r}: "
+                f"source {self.spec.safe_uri!r}: GStreamer cannot build {redact(text)!r}: "
                 f"{error.message}"
             ) from None
         appsinks = _appsinks(pipeline)
         if not appsinks:
             raise JetkitError(
-                f"source {self.spec.safe_uri!r}: the pipeline {redact_uri(text)!r} has no appsink"
+                f"source {self.spec.safe_uri!r}: the pipeline {redact(text)!r} has no appsink"
             )
         self._closed.clear()
         self._pipeline, self._sink = pipeline, appsinks[0]

@@ -11,7 +11,8 @@
 `gst://… ! appsink`   a GStreamer pipeline as written (no params: a `?` belongs to the pipeline)
 
 Every URI but `gst://` and a plain path takes `id=NAME`, the stream id; it defaults to `s<index>`,
-the source's position on the command line.
+the source's position on the command line. A source given as `(uri, id)` (a daemon config's
+`{uri, id}`) has its id beside the URI, which works for every kind, `gst://` and paths included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from urllib.parse import unquote
 
 from edge.errors import JetkitError
 from edge.images import IMAGE_SUFFIXES
+from edge.redact import redact
 
 SourceKind = Literal["csi", "v4l2", "rtsp", "file", "images", "test", "gst"]
 SCHEMES: tuple[SourceKind, ...] = ("csi", "v4l2", "rtsp", "file", "images", "test", "gst")
@@ -32,12 +34,18 @@ PATTERNS = ("blobs", "noise", "gradient")
 V4L2_FORMATS = ("raw", "mjpg")
 RTSP_CODECS = ("h264", "h265")
 MIN_SIZE_WH = (16, 16)
+# Past any camera mode. A test:// frame this size is already 200 MB of BGR; a larger size would
+# exhaust the memory (a traceback from numpy) rather than fail here with a message.
+MAX_SIZE_WH = (8192, 8192)
 
 _Number = TypeVar("_Number", int, float)
-_STREAM_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_SIZE = re.compile(r"(\d+)x(\d+)")
+# A stream id goes into topics, file names (`{stream}`) and metric labels: no separators, no
+# leading dot or dash.
+_STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+STREAM_ID_RULE = "1-64 letters, digits, '_', '-' or '.', starting with a letter or digit"
+# At most 9 digits: int() refuses 4300+ and no camera has a billion pixels a side.
+_SIZE = re.compile(r"(\d{1,9})x(\d{1,9})")
 _VIDEO_DEVICE = re.compile(r"/dev/video\d+")
-_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^/@:\s\"]*:)[^/@\s\"]*@", re.IGNORECASE)
 _LIVE_KINDS = ("csi", "v4l2", "rtsp", "test")
 _SCHEME_LIST = ", ".join(f"{scheme}://" for scheme in SCHEMES)
 
@@ -47,6 +55,10 @@ def _check_size(size_wh: tuple[int, int]) -> None:
     if width < MIN_SIZE_WH[0] or height < MIN_SIZE_WH[1]:
         raise JetkitError(
             f"size must be at least {MIN_SIZE_WH[0]}x{MIN_SIZE_WH[1]}, got {width}x{height}"
+        )
+    if width > MAX_SIZE_WH[0] or height > MAX_SIZE_WH[1]:
+        raise JetkitError(
+            f"size must be at most {MAX_SIZE_WH[0]}x{MAX_SIZE_WH[1]}, got {width}x{height}"
         )
 
 
@@ -125,6 +137,8 @@ class SyntheticParams:
 
 
 SourceParams = CsiParams | V4l2Params | RtspParams | SyntheticParams | None
+# A source: its URI, or its URI and its stream id beside it (None: the URI's or the default).
+SourceRef = str | tuple[str, str | None]
 _PARAMS_TYPE: dict[SourceKind, type | None] = {
     "csi": CsiParams,
     "v4l2": V4l2Params,
@@ -150,10 +164,8 @@ class SourceSpec:
     def __post_init__(self) -> None:
         if self.kind not in SCHEMES:
             raise JetkitError(f"kind must be one of {', '.join(SCHEMES)}, got {self.kind!r}")
-        if not _STREAM_ID.fullmatch(self.stream_id):
-            raise JetkitError(
-                f"id must be 1-64 letters, digits, '_', '-' or '.', got {self.stream_id!r}"
-            )
+        if not is_stream_id(self.stream_id):
+            raise JetkitError(f"id must be {STREAM_ID_RULE}, got {self.stream_id!r}")
         expected = _PARAMS_TYPE[self.kind]
         if (self.params is None) != (expected is None) or (
             expected is not None and not isinstance(self.params, expected)
@@ -165,8 +177,8 @@ class SourceSpec:
 
     @property
     def safe_uri(self) -> str:
-        """The URI for messages and logs: a camera's password masked."""
-        return redact_uri(self.uri)
+        """The URI for messages, logs and `/status`: its credentials masked."""
+        return redact(self.uri)
 
     @property
     def live(self) -> bool:
@@ -176,10 +188,8 @@ class SourceSpec:
         return self.kind in _LIVE_KINDS
 
 
-def redact_uri(text: str) -> str:
-    """`rtsp://admin:secret@cam/s` → `rtsp://admin:***@cam/s`, wherever in `text` a URI with a
-    password stands: logs must not carry passwords."""
-    return _PASSWORD.sub(r"\1***@", text)
+def is_stream_id(text: str) -> bool:
+    return _STREAM_ID.fullmatch(text) is not None
 
 
 def _query(text: str) -> dict[str, str]:
@@ -226,7 +236,7 @@ def _size(params: dict[str, str]) -> tuple[int, int] | None:
 
 
 def _csi(location: str, params: dict[str, str]) -> tuple[str, CsiParams]:
-    if not location.isdigit():
+    if not (location.isascii() and location.isdigit() and len(location) <= 9):  # not "²"
         raise JetkitError(f"csi:// takes a sensor number like csi://0, got {location!r}")
     _take(params, ("width", "height", "fps", "flip", "id"), "csi")
     defaults = CsiParams()
@@ -292,12 +302,19 @@ def _gst(pipeline: str) -> str:
     return pipeline.strip()
 
 
+def _stream_id(params: dict[str, str], default_id: str, id_beside: bool) -> str:
+    if id_beside and params.get("id", default_id) != default_id:
+        raise JetkitError(f"id={params['id']} contradicts the id {default_id!r} given beside it")
+    return params.get("id", default_id)
+
+
 def _path_kind(path: str) -> SourceKind:
     return "images" if path.lower().endswith(IMAGE_SUFFIXES) else "file"
 
 
-def _parse(uri: str, index: int) -> SourceSpec:
-    default_id = f"s{index}"
+def _parse(uri: str, default_id: str, id_beside: bool) -> SourceSpec:
+    """`default_id`: the id beside the URI where `id_beside`, which an `id=` param may not
+    contradict, else the positional default."""
     if "://" not in uri:
         if _VIDEO_DEVICE.fullmatch(uri):
             return SourceSpec(uri, "v4l2", uri, default_id, V4l2Params())
@@ -307,10 +324,10 @@ def _parse(uri: str, index: int) -> SourceSpec:
         return SourceSpec(uri, "gst", _gst(rest), default_id)
     if scheme == "rtsp":
         location, rtsp, params = _rtsp(uri)
-        return SourceSpec(uri, "rtsp", location, params.get("id", default_id), rtsp)
+        return SourceSpec(uri, "rtsp", location, _stream_id(params, default_id, id_beside), rtsp)
     location, _, query = rest.partition("?")
     params = _query(query)
-    stream_id = params.get("id", default_id)
+    stream_id = _stream_id(params, default_id, id_beside)
     if scheme == "csi":
         sensor, csi = _csi(location, params)
         return SourceSpec(uri, "csi", sensor, stream_id, csi)
@@ -331,21 +348,30 @@ def _parse(uri: str, index: int) -> SourceSpec:
     raise JetkitError(f"unknown scheme {scheme + '://'!r}; use {_SCHEME_LIST} or a file path")
 
 
-def parse_source_uri(uri: str, index: int = 0) -> SourceSpec:
-    """`uri` → SourceSpec; `index` (the source's position) gives the default stream id `s<index>`.
-    Raises JetkitError naming the URI, the bad part and how to write it."""
+def parse_source_uri(uri: str, index: int = 0, stream_id: str | None = None) -> SourceSpec:
+    """`uri` → SourceSpec; the stream id is `stream_id` where given, else the URI's `id=`, else
+    `s<index>` (the source's position). Raises JetkitError naming the URI, the bad part and how
+    to write it."""
     text = uri.strip()
     if not text:
         raise JetkitError(f"source {uri!r} is empty; give a file path or one of {_SCHEME_LIST}")
     try:
-        return _parse(text, index)
+        if stream_id is None:
+            return _parse(text, f"s{index}", id_beside=False)
+        return _parse(text, stream_id, id_beside=True)
     except JetkitError as error:
-        raise JetkitError(f"source {redact_uri(text)!r}: {error}") from None
+        raise JetkitError(f"source {redact(text)!r}: {error}") from None
 
 
-def parse_source_uris(uris: Sequence[str]) -> list[SourceSpec]:
-    """Each URI parsed with its position as index; two sources with one stream id are an error."""
-    specs = [parse_source_uri(uri, index) for index, uri in enumerate(uris)]
+def parse_source_uris(sources: Sequence[SourceRef]) -> list[SourceSpec]:
+    """Each source (a URI, or `(uri, stream id)`) parsed with its position as index; two
+    sources with one stream id are an error."""
+    specs = [
+        parse_source_uri(source, index)
+        if isinstance(source, str)
+        else parse_source_uri(source[0], index, source[1])
+        for index, source in enumerate(sources)
+    ]
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.stream_id in seen:

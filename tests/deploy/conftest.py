@@ -43,8 +43,9 @@ def release_folder(blob_onnx, blob_val, tmp_path_factory):
 @pytest.fixture(scope="session")
 def bundles(release_folder, tmp_path_factory):
     """`make(version)` → a bundle of the release folder; `broken(version)` → one whose FP16
-    model ONNX Runtime cannot load: a weight's data is cut short (its manifest and the index
-    agree with it, and its graph keeps TensorRT's rules, so only loading on the device fails)."""
+    model ONNX Runtime cannot load (`broken_folder(version)`: its folder): a weight's data is
+    cut short (its manifest and the index agree with it, and its graph keeps TensorRT's rules,
+    so only loading on the device fails)."""
     out = tmp_path_factory.mktemp("bundles")
     made: dict[str, Path] = {}
 
@@ -57,9 +58,12 @@ def bundles(release_folder, tmp_path_factory):
         return made[version]
 
     def broken(version: str) -> Path:
+        return make(version, broken_folder(version))
+
+    def broken_folder(version: str) -> Path:
         folder = out / f"broken-{version}"
         if folder.exists():
-            return make(version, folder)
+            return folder
         shutil.copytree(release_folder, folder)
         model = folder / "blob-fp16.onnx"
         proto = onnx.load(str(model))
@@ -76,9 +80,10 @@ def bundles(release_folder, tmp_path_factory):
             ),
             folder / "blob-fp16.json",
         )
-        return make(version, folder)
+        return folder
 
     make.broken = broken
+    make.broken_folder = broken_folder
     return make
 
 

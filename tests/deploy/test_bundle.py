@@ -69,7 +69,9 @@ def test_verify_on_the_command_line(bundle):
     assert result.returncode == 0, result.stderr
     assert "bundle blob-1.0.0" in result.stdout
     assert "models/blob-int8.onnx  onnx-int8-qdq int8" in result.stdout
-    assert result.stdout.strip().endswith(f"ok: every member of {bundle} matches its sha256")
+    assert result.stdout.strip().endswith(
+        f"ok: every member of {bundle} matches its sha256\nnot signed"
+    )
 
 
 def test_extraction_gives_the_same_files_and_the_index(bundle, release_folder, tmp_path):
@@ -368,3 +370,12 @@ def test_gate_reports_are_read_in_the_verifying_pass(bundle):
     foreign = {"a": b"not json", "b": b"[1]", "c": b'{"passed": "yes"}', "d": b'{"passed": false}'}
     reports = {f"models/{name}.gate.json": data for name, data in foreign.items()}
     assert gate_outcomes(reports) == {f"models/{name}.onnx": False for name in foreign}
+
+
+def test_a_bundle_cut_inside_its_index_is_one_line_in_verify_and_flash(bundle, tmp_path):
+    cut = tmp_path / "blob-1.0.0.jkb"
+    cut.write_bytes(bundle.read_bytes()[:700])  # the tar header, then part of index.json
+    assert_user_error(jetkit("bundle", "verify", cut), "truncated", "copy it again")
+    flashed = jetkit("flash", cut, "--target", f"file://{tmp_path / 'device'}")
+    assert_user_error(flashed, "truncated", "copy it again", progress=True)
+    assert not (tmp_path / "device").exists()

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import assert_user_error, jetkit
+from deploy_helpers import install_only
 from net_helpers import free_port
 
 from deploy.agent import op_receive
@@ -130,15 +133,36 @@ def test_a_bundle_with_an_inferred_manifest_runs_on_the_device(ultralytics_like_
     assert json.loads(inspected.stdout)["classes"] == ["red", "green", "blue"]
 
 
-def test_keep_prunes_the_oldest_releases_but_never_the_active_one(bundles, tmp_path):
+def _versions(root):
+    return sorted(p.name for p in (Layout(root).releases / "blob").iterdir())
+
+
+def test_keep_prunes_only_after_a_passed_check_never_the_active_or_another_flashs_release(
+    bundles, daemon_for, tmp_path
+):
     root = tmp_path / "device"
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
-        result = _flash(bundles(version), root, "--keep", "2")
-        assert result.returncode == 0, result.stderr
-    assert "removed blob-1.0.0" in result.stdout
     layout = Layout(root)
-    assert sorted(p.name for p in (layout.releases / "blob").iterdir()) == ["1.1.0", "1.2.0"]
+    for version in ("1.0.0", "1.1.0"):
+        result = _flash(bundles(version), root, "--keep", "1")
+        assert result.returncode == 0, result.stderr
+        assert "removed" not in result.stdout  # no daemon checked it: the older ones stay
+    assert _versions(root) == ["1.0.0", "1.1.0"]
+
+    assert install_only(root, bundles("0.9.0"))["installed"]
+    daemon = daemon_for(root)
+    daemon.start()
+    result = _flash(bundles("1.2.0"), root, "--keep", "1", daemon=daemon)
+    assert result.returncode == 0, result.stderr
+    assert "healthy; removed blob-1.0.0, blob-1.1.0" in result.stdout
+    assert _versions(root) == ["0.9.0", "1.2.0"]  # 0.9.0 is another flash's, not yet active
     assert load_state(layout).history[-1]["event"] == "removed"
+
+    # Left for longer than a flash takes, it is abandoned: the next pruning takes it.
+    hours_ago = time.time() - 2 * 3600
+    os.utime(layout.release("blob", "0.9.0"), (hours_ago, hours_ago))
+    result = _flash(bundles("1.3.0"), root, "--keep", "1", daemon=daemon)
+    assert result.returncode == 0, result.stderr
+    assert _versions(root) == ["1.3.0"]
 
 
 def test_an_interrupted_upload_resumes_where_it_stopped(bundles, tmp_path):
@@ -323,3 +347,97 @@ def test_on_a_jetson_the_engine_is_built_on_the_device_cached_and_served(
     assert second.returncode == 0, second.stderr
     assert "from the device's engine cache" in second.stderr
     assert daemon.serving().endswith(f"1.1.0/engines/{engine.name}")
+
+
+def test_a_rebuilt_bundle_of_an_installed_version_is_refused_and_force_installs_it_beside(
+    bundles, release_folder, daemon_for, tmp_path
+):
+    """`blob-1.0.0.jkb` built again from other files: the device keeps what it has (and says
+    so) instead of skipping the upload and keeping the old model under the new name."""
+    root = tmp_path / "device"
+    layout = Layout(root)
+    assert _flash(bundles("1.0.0"), root).returncode == 0
+    again = _flash(bundles("1.0.0"), root)
+    assert again.returncode == 0, again.stderr
+    assert "blob-1.0.0 already active, nothing changed" in again.stdout
+
+    rebuilt = tmp_path / "rebuilt" / "blob-1.0.0.jkb"
+    assert jetkit("bundle", bundles.broken_folder("1.0.0"), "-o", rebuilt).returncode == 0
+    refused = _flash(rebuilt, root)
+    assert_user_error(refused, "blob-1.0.0 installed with other content", "--force", progress=True)
+    model = layout.release("blob", "1.0.0") / "models" / "blob-fp16.onnx"
+    assert model.read_bytes() == (release_folder / "blob-fp16.onnx").read_bytes()
+
+    # --force: beside it as 1.0.0+<digest>, through the health check (which this one fails).
+    daemon = daemon_for(root)
+    daemon.start()
+    forced = _flash(rebuilt, root, "--force", daemon=daemon)
+    assert forced.returncode == 1, forced.stderr
+    assert "rolled back" in forced.stderr and "now running blob-1.0.0 again" in forced.stderr
+    forced_version = next(v for v in _versions(root) if v.startswith("1.0.0+"))
+    assert len(forced_version) == len("1.0.0+") + 12
+    assert current_release(layout) == ("blob", "1.0.0")
+    assert model.read_bytes() == (release_folder / "blob-fp16.onnx").read_bytes()
+
+
+def test_a_stalled_daemon_fails_the_check_and_nothing_is_pruned(bundles, daemon_for, tmp_path):
+    """SIGSTOP: the daemon's port accepts connections and nothing answers. That is a daemon
+    that is not well, not an absent one: the broken release is rolled back, no release is
+    deleted, and after SIGCONT the daemon serves the release it served."""
+    root = tmp_path / "device"
+    layout = Layout(root)
+    for version in ("1.0.0", "1.1.0"):
+        assert _flash(bundles(version), root).returncode == 0
+    daemon = daemon_for(root)
+    daemon.start()
+    serving = daemon.serving()
+    os.kill(daemon.process.pid, signal.SIGSTOP)
+    try:
+        result = _flash(
+            bundles.broken("2.0.0"), root, "--keep", "1", "--health-timeout", "3", daemon=daemon
+        )
+    finally:
+        os.kill(daemon.process.pid, signal.SIGCONT)
+    assert result.returncode == 1, result.stderr
+    assert "a stalled daemon fails the health check" in result.stderr
+    assert "now running blob-1.1.0 again" in result.stderr
+    assert current_release(layout) == ("blob", "1.1.0")
+    assert load_state(layout).active["version"] == "1.1.0"
+    assert _versions(root) == ["1.0.0", "1.1.0", "2.0.0"]
+    time.sleep(1.5)  # three pointer checks
+    assert daemon.serving() == serving
+    assert daemon.process.poll() is None
+
+
+@pytest.fixture()
+def shared_dir():
+    """A folder every user may enter (pytest's own are 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix="jetkit-shared-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_daemon_of_another_user_can_read_what_a_flash_installs(bundles, shared_dir):
+    """Installed files get the modes the umask gives, not mkstemp's 0600 and mkdtemp's 0700:
+    a daemon running as another user (`service install --user`) reads the release."""
+    previous = os.umask(0o022)
+    try:
+        root = shared_dir / "device"
+        assert _flash(bundles("1.0.0"), root).returncode == 0
+    finally:
+        os.umask(previous)
+    layout = Layout(root)
+    release = layout.release("blob", "1.0.0")
+    for path in (release, release / "models"):
+        assert path.stat().st_mode & 0o777 == 0o755, path
+    for path in (release / "release.json", release / "index.json", layout.state):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+    runuser = shutil.which("runuser")
+    if os.geteuid() != 0 or runuser is None:
+        pytest.skip("reading as another user needs root and runuser")
+    for path in (release / "release.json", release / "models" / "blob-fp16.onnx", layout.state):
+        read = subprocess.run(
+            [runuser, "-u", "nobody", "--", "cat", str(path)], capture_output=True
+        )
+        assert read.returncode == 0, read.stderr

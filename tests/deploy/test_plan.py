@@ -8,7 +8,15 @@ from __future__ import annotations
 import pytest
 
 from deploy.bundle_index import BundleEngine, BundleIndex, BundleModel, Member
-from deploy.plan import DeviceFacts, choose_precision, engine_key, plan_model, preflight
+from deploy.plan import (
+    DeviceFacts,
+    ModelPlan,
+    choose_precision,
+    engine_key,
+    install_version,
+    plan_model,
+    preflight,
+)
 from edge.errors import JetkitError
 
 SHA = {name: f"{k:x}" * 64 for k, name in enumerate(("fp32", "fp16", "int8", "cache"), 1)}
@@ -33,7 +41,7 @@ def _index(int8_runtime="tensorrt", cache=True, engines=()):
     return BundleIndex("m", "1.0", tuple(members), tuple(models), tuple(engines))
 
 
-def _facts(tensorrt="10.3.0", cc="8.7", free=10 << 30, engines=()):
+def _facts(tensorrt="10.3.0", cc="8.7", free=10 << 30, engines=(), installed_content=None):
     return DeviceFacts(
         host="orin",
         jetkit_version="0.1.0",
@@ -45,6 +53,7 @@ def _facts(tensorrt="10.3.0", cc="8.7", free=10 << 30, engines=()):
         available_memory_bytes=8 << 30,
         daemon=None,
         engines=tuple(engines),
+        installed_content=tuple((installed_content or {}).items()),
     )
 
 
@@ -80,6 +89,39 @@ def test_an_engine_in_the_bundle_or_the_cache_is_not_built_again():
     assert cached.cached and not cached.needs_build and "engine cache" in cached.describe()
     elsewhere = plan_model(_index(engines=engines[:1]), "fp16", _facts(cc="7.2"))
     assert elsewhere.prebuilt is None and elsewhere.needs_build  # built for another GPU
+    untrusted = plan_model(_index(engines=engines), "fp16", _facts(), engines_trusted=False)
+    assert untrusted.prebuilt is None and untrusted.needs_build  # an unsigned bundle's engine
+
+
+def test_a_plan_from_the_host_round_trips_and_a_hostile_one_is_refused():
+    plan = plan_model(_index(), "fp16", _facts())
+    assert ModelPlan.from_dict(plan.to_dict()) == plan
+    for hostile in (
+        {**plan.to_dict(), "model": "../../etc/passwd"},
+        {**plan.to_dict(), "prebuilt": "models/m.onnx"},
+        {**plan.to_dict(), "calib_cache": "/etc/shadow"},
+        {**plan.to_dict(), "key": {"name": "../engine"}},
+        {**plan.to_dict(), "runtime": "shell"},
+        {**plan.to_dict(), "cached": "yes"},
+        "plan",
+    ):
+        with pytest.raises(JetkitError):
+            ModelPlan.from_dict(hostile)
+
+
+def test_a_release_installed_with_other_files_is_refused_unless_forced():
+    index = _index()
+    same = _facts(installed_content={index.release: index.content_digest()})
+    assert install_version(index, same, force=False) == (index.version, True)
+    assert install_version(index, _facts(), force=False) == (index.version, False)
+    other = _facts(installed_content={index.release: "0" * 64})
+    with pytest.raises(JetkitError, match="installed with other content"):
+        install_version(index, other, force=False)
+    forced = f"{index.version}+{index.content_digest()[:12]}"
+    assert install_version(index, other, force=True) == (forced, False)
+    again = _facts(installed_content={index.release: "0" * 64,
+                                      f"{index.name}-{forced}": index.content_digest()})  # fmt: skip
+    assert install_version(index, again, force=True) == (forced, True)
 
 
 def test_int8_is_explicit_from_a_tensorrt_qdq_model_else_implicit_from_the_cache():
@@ -166,9 +208,7 @@ def test_tensorrt_11_builds_each_precision_from_its_own_onnx():
 
 def test_auto_on_tensorrt_11_without_an_fp16_onnx_flashes_fp32():
     index = _index()
-    no_fp16 = BundleIndex(
-        "m", "1.0", index.members, (index.models[0], index.models[2]), ()
-    )
+    no_fp16 = BundleIndex("m", "1.0", index.members, (index.models[0], index.models[2]), ())
     precision, why = choose_precision(no_fp16, _facts(tensorrt="11.4.1"), {})
     assert precision == "fp32" and "own types" in why
     assert choose_precision(index, _facts(tensorrt="11.4.1"), {})[0] == "fp16"

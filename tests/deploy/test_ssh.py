@@ -10,7 +10,7 @@ from cli_helpers import assert_user_error, jetkit
 from net_helpers import free_port
 
 from deploy.device import Layout, current_release
-from deploy.transport import Target, explain_ssh_failure, parse_target, ssh_command
+from deploy.transport import SshOptions, Target, explain_ssh_failure, parse_target, ssh_command
 from edge.errors import JetkitError
 
 
@@ -44,7 +44,7 @@ def test_the_ssh_command_verifies_host_keys_and_quotes_the_remote_command():
     command = ssh_command(target, SshOptions(), ["jetkit", "agent", "facts", "--root", target.root])
     assert command[:1] == ["ssh"] and "StrictHostKeyChecking=yes" in command
     assert "BatchMode=yes" in command and command[command.index("-p") + 1] == "2222"
-    assert command[-3:] == ["nvidia@orin", "--", "jetkit agent facts --root '/opt/my jetkit'"]
+    assert command[-3:] == ["--", "nvidia@orin", "jetkit agent facts --root '/opt/my jetkit'"]
     accepting = ssh_command(target, SshOptions(accept_new_host_key=True), ["true"])
     assert "StrictHostKeyChecking=accept-new" in accepting
 
@@ -104,3 +104,16 @@ def test_a_refused_key_a_closed_port_and_a_missing_jetkit_are_named(sshd, bundle
     )  # fmt: skip
     assert_user_error(missing, "jetkit is not installed on 127.0.0.1", "--remote-jetkit")
     assert not root.exists()
+
+
+def test_a_target_that_ssh_would_read_as_an_option_is_refused():
+    for hostile in (
+        "ssh://-oProxyCommand=touch%20%2Ftmp%2Fpwned@orin",
+        "ssh://nvidia@-oProxyCommand=x",
+        "ssh://a%20-oProxyCommand=x@orin",
+    ):
+        with pytest.raises(JetkitError, match="ssh would read as an option"):
+            parse_target(hostile)
+    # Even a destination that got through would follow `--`: ssh reads no option from it.
+    command = ssh_command(parse_target("ssh://orin"), SshOptions(), ["true"])
+    assert command[-3:-1] == ["--", "orin"]

@@ -2,11 +2,15 @@
 `jetkit: error: …`, exit status 2, no traceback."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from cli_helpers import assert_user_error, jetkit
+from image_files import png_header_only
 
 from edge.samples import build_blob_detector
 
@@ -244,3 +248,48 @@ def test_onnxruntime_options_are_refused_for_engines(tmp_path):
     assert_user_error(
         jetkit("bench", engine, "--threads", "2"), "--threads applies to the onnxruntime backend"
     )
+
+
+# --- limits and pipes -----------------------------------------------------------------------------
+
+
+def test_resource_limits_are_one_line_errors_naming_the_limit(blob_onnx, scene_png, tmp_path):
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_header_only(16000, 16000))  # 200 bytes claiming 768 MB of pixels
+    assert_user_error(
+        jetkit("detect", blob_onnx, huge), "huge.png is 16000x16000", "limit of 100000000 pixels"
+    )
+    assert_user_error(
+        jetkit("detect", blob_onnx, scene_png, "--max-pixels", "1000"), "limit of 1000 pixels"
+    )
+    assert_user_error(jetkit("detect", blob_onnx, scene_png, "--max-pixels", "0"), "--max-pixels")
+    for threads in ("-1", "0", "100000"):
+        assert_user_error(
+            jetkit("detect", blob_onnx, scene_png, "--threads", threads),
+            f"--threads must be in [1, 256], got {threads}",
+        )
+    for seconds in ("nan", "inf"):
+        assert_user_error(
+            jetkit("bench", blob_onnx, "--duration", seconds), "--duration must be a finite"
+        )
+
+
+def test_a_reader_that_closes_stdout_early_ends_the_command_quietly(blob_onnx, scene_png):
+    """`jetkit detect … | head -1`: more output than a pipe holds, so jetkit is still writing
+    when the reader goes."""
+    script = Path(sys.executable).with_name("jetkit")
+    process = subprocess.Popen(
+        [script, "detect", blob_onnx, *[scene_png] * 1000, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert json.loads(process.stdout.readline())["image"] == str(scene_png)
+        process.stdout.close()
+        stderr = process.stderr.read()
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode in (0, 141), stderr
+    assert stderr == ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,3 +161,74 @@ def test_an_rtsp_host_that_refuses_is_a_start_up_error(blob_onnx):
     result = jetkit("run", "rtsp://127.0.0.1:1/stream", "--model", blob_onnx)
     assert_user_error(result, "rtsp://127.0.0.1:1/stream", "check that it is running and reachable")
     assert result.stderr.count("rtsp://127.0.0.1:1/stream") == 1
+
+
+# --- bad frames, failing sinks, limits ------------------------------------------------------------
+
+
+def test_a_corrupt_still_is_skipped_and_counted_and_the_others_go_through(
+    scenes_dir, blob_onnx, tmp_path
+):
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for still in sorted(scenes_dir.iterdir()):
+        (folder / still.name).write_bytes(still.read_bytes())
+    (folder / "02b.png").write_bytes(b"\x89PNG\r\n\x1a\n cut off by a full disk")
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    result = jetkit(
+        "run", f"images://{folder}", "--model", blob_onnx,
+        "--sink", f"jsonl://{out}", "--summary", summary,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(_lines(out)) == 5
+    assert json.loads(summary.read_text())["streams"]["s0"]["errors"] == {"bad_frame": 1}
+    assert "02b.png cannot be read" in result.stderr and "errors: 1 (bad_frame 1)" in result.stdout
+
+
+def test_a_file_source_without_a_single_readable_frame_fails_the_run(blob_onnx, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for name in ("a.png", "b.jpg", "c.png"):
+        (folder / name).write_bytes(b"not an image")
+    result = jetkit("run", f"images://{folder}", "--model", blob_onnx)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"jetkit: error: source 'images://{folder}' (stream s0) ended without a readable frame; "
+        "nothing of it was processed"
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_sink_that_fails_every_frame_logs_a_few_lines_not_one_per_frame(blob_onnx):
+    result = jetkit(
+        "run", "test://?fps=100&count=60&size=160x120", "--model", blob_onnx,
+        "--sink", "jsonl:///dev/full",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    failures = [line for line in result.stderr.splitlines() if "/dev/full" in line]
+    failed_writes = int(re.search(r"errors: (\d+) \(sink \d+\)", result.stdout).group(1))
+    assert failed_writes > 30
+    assert 2 <= len(failures) <= 4, result.stderr  # the first, the rest counted, the close
+    assert failures[0] == "sink jsonl:///dev/full: [Errno 28] No space left on device"
+    assert any("more failures" in line for line in failures)
+
+
+@pytest.mark.parametrize(
+    ("args", "limit"),
+    [
+        (("--threads", "-1"), "--threads must be in [1, 256], got -1"),
+        (("--threads", "100000"), "--threads must be in [1, 256], got 100000"),
+        (("--duration", "nan"), "--duration must be a finite number of seconds > 0, got nan"),
+        (("--log-interval", "inf"), "--log-interval must be a finite number of seconds > 0"),
+    ],
+)
+def test_resource_options_past_their_limits_are_one_line_errors(blob_onnx, args, limit):
+    assert_user_error(jetkit("run", "test://?count=1", "--model", blob_onnx, *args), limit)
+
+
+def test_a_synthetic_frame_size_past_the_limit_is_a_one_line_error(blob_onnx):
+    assert_user_error(
+        jetkit("run", "test://?size=100000x100000", "--model", blob_onnx),
+        "size must be at most 8192x8192, got 100000x100000",
+    )

@@ -1,6 +1,8 @@
 """The real daemon in a real process: HTTP scrapes of /healthz, /metrics and /status, a new
 release behind the model pointer swapped in without stopping the streams, a broken release that
-leaves the old model running, SIGHUP and POST /reload, and SIGTERM draining to exit 0."""
+leaves the old model running (and is not retried by the pointer watch), SIGHUP and POST /reload
+(with the token, from this daemon's names only), and SIGTERM draining to exit 0. Idle
+connections over real sockets: no thread each, closed after the read timeout."""
 
 from __future__ import annotations
 
@@ -8,8 +10,7 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -17,9 +18,15 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import assert_user_error, jetkit
+from daemon_helpers import start_daemon
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.samples import build_blob_detector
+from edge.service.http import MAX_CONNECTIONS, WORKERS
+
+TOKEN = "test-token-5b1e0c"
+READ_TIMEOUT_S = 2.0
+WATCH_S = 0.2
 
 
 def _release(root: Path, version: str, input_hw: tuple[int, int]) -> Path:
@@ -37,21 +44,28 @@ def _point(root: Path, release: Path) -> None:
     os.replace(link, root / "current")
 
 
-def _get(url: str) -> tuple[int, bytes]:
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
 
 
-def _post(url: str) -> tuple[int, dict]:
-    request = urllib.request.Request(url, method="POST")
+def _post(url: str, token: str | None = None, **headers: str) -> tuple[int, dict]:
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method="POST", data=b"", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+def _model(url: str) -> dict:
+    return json.loads(_get(f"{url}/status")[1])["model"]
 
 
 def _until(condition, timeout_s=20.0):
@@ -77,25 +91,13 @@ streams:
   - {{uri: "test://?fps=20", id: cam0}}
   - {{uri: "test://?fps=10", id: cam1}}
 sinks: ["jsonl://{tmp_path / "results.jsonl"}"]
-http: {{listen: "127.0.0.1:0"}}
-watch_model_s: 0.2
+http: {{listen: "127.0.0.1:0", token: {TOKEN}, read_timeout_s: {READ_TIMEOUT_S}}}
+watch_model_s: {WATCH_S}
 summary: {tmp_path / "summary.json"}
 """
     )
-    script = Path(sys.executable).with_name("jetkit")
-    process = subprocess.Popen(
-        [script, "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process, url, _ = start_daemon(config)
     try:
-        line = ""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "HTTP on" not in line:
-            line = process.stderr.readline()
-            assert line or process.poll() is None, "the daemon exited at start-up"
-        url = re.search(r"http://[\d.]+:\d+", line).group(0)
         yield process, url, root, tmp_path
     finally:
         if process.poll() is None:
@@ -110,6 +112,17 @@ def test_the_daemon_serves_health_metrics_status_and_reloads_without_stopping(da
     assert status["model"]["path"].endswith("releases/v1/model.onnx")
     assert _get(f"{url}/healthz")[0] == 200
     assert _get(f"{url}/nothing")[0] == 404
+
+    # Only this daemon's names (DNS rebinding), only with the token, never from another site.
+    assert _get(f"{url}/status", {"Host": "evil.example:8080"})[0] == 421
+    assert _get(f"{url}/status", {"Host": "localhost:9999"})[0] == 200  # an SSH tunnel's port
+    assert _post(f"{url}/reload")[0] == 401
+    assert _post(f"{url}/reload", "wrong-token")[0] == 401
+    assert _post(f"{url}/reload", TOKEN, Origin="http://evil.example")[0] == 403
+    # The model that runs already is not loaded a second time.
+    code, body = _post(f"{url}/reload", TOKEN)
+    assert code == 200 and body["ok"] and body["changed"] is False
+    assert _model(url)["reloads"] == 0
 
     families = {
         f.name: f for f in text_string_to_metric_families(_get(f"{url}/metrics")[1].decode())
@@ -147,17 +160,21 @@ def test_the_daemon_serves_health_metrics_status_and_reloads_without_stopping(da
     assert "not a valid ONNX model" in status["model"]["last_reload_error"]
     assert status["model"]["path"].endswith("releases/v2/model.onnx")
     assert _get(f"{url}/healthz")[0] == 200
-    code, body = _post(f"{url}/reload")
-    assert code == 500 and not body["ok"]
-
-    # Back to a good release: POST /reload and SIGHUP both reload.
-    _point(root, root / "releases" / "v1")
-    _until(lambda: json.loads(_get(f"{url}/status")[1])["model"]["path"].endswith("v1/model.onnx"))
-    reloads = json.loads(_get(f"{url}/status")[1])["model"]["reloads"]
-    code, body = _post(f"{url}/reload")
-    assert code == 200 and body["ok"]
+    # The pointer watch does not try the broken model again, however many checks pass.
+    time.sleep(6 * WATCH_S)
+    assert _model(url)["failed_reloads"] == 1
+    # SIGHUP and POST /reload do try it again.
     process.send_signal(signal.SIGHUP)
-    _until(lambda: json.loads(_get(f"{url}/status")[1])["model"]["reloads"] == reloads + 2)
+    _until(lambda: _model(url)["failed_reloads"] == 2)
+    code, body = _post(f"{url}/reload", TOKEN)
+    assert code == 500 and not body["ok"] and _model(url)["failed_reloads"] == 3
+
+    # Back to a good release: the pointer watch loads it; a reload then changes nothing.
+    _point(root, root / "releases" / "v1")
+    model = _until(lambda: (m := _model(url))["path"].endswith("v1/model.onnx") and m)
+    assert (model["reloads"], model["failed_reloads"], model["last_reload_error"]) == (2, 3, None)
+    code, body = _post(f"{url}/reload", TOKEN)
+    assert code == 200 and body["changed"] is False and _model(url)["reloads"] == 2
 
     # SIGTERM: drain, flush the sinks, write the summary, exit 0.
     process.send_signal(signal.SIGTERM)
@@ -168,22 +185,77 @@ def test_the_daemon_serves_health_metrics_status_and_reloads_without_stopping(da
     assert len(lines) == delivered and json.loads(lines[-1])["stream"] in ("cam0", "cam1")
 
 
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s*(\d+)", status, re.M).group(1))
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    try:
+        return sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_idle_connections_take_no_threads_and_are_closed_after_the_read_timeout(daemon):
+    process, url, _, _ = daemon
+    address = ("127.0.0.1", int(url.rsplit(":", 1)[1]))
+    _until(lambda: _get(f"{url}/healthz")[0] == 200)
+    before = _threads(process.pid)
+    idle = []
+    try:
+        for _ in range(100):
+            idle.append(socket.create_connection(address, timeout=10))
+            idle[-1].sendall(b"GET /healthz HT")  # a request line never finished
+        assert _get(f"{url}/healthz")[0] == 200  # answered while they wait
+        assert _threads(process.pid) <= before + WORKERS, "a thread per idle connection"
+
+        # Beyond MAX_CONNECTIONS open ones, a new connection is refused at once.
+        for _ in range(MAX_CONNECTIONS - len(idle) + 1):
+            idle.append(socket.create_connection(address, timeout=10))
+        assert idle[-1].recv(100).startswith(b"HTTP/1.1 503 ")
+
+        # The read timeout passes: the server closes every idle connection, unanswered.
+        started = time.monotonic()
+        assert all(_closed_by_server(sock) for sock in idle[:100])
+        assert time.monotonic() - started < READ_TIMEOUT_S + 3
+    finally:
+        for sock in idle:
+            sock.close()
+    assert _get(f"{url}/healthz")[0] == 200
+
+
+def test_beyond_loopback_without_a_token_a_reload_is_refused(tmp_path, blob_onnx):
+    config = tmp_path / "jetkit.yaml"
+    config.write_text(
+        f"model: {blob_onnx}\nstreams: ['test://?fps=5']\nhttp: {{listen: '0.0.0.0:0'}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "JETKIT_HTTP_TOKEN"}
+    process, url, log = start_daemon(config, env)
+    try:
+        lines = log.splitlines()
+        warnings = [line for line in lines if "warning:" in line]
+        assert len(warnings) == 1 and "http.token" in warnings[0], lines
+        url = url.replace("0.0.0.0", "127.0.0.1")
+        code, body = _post(f"{url}/reload")
+        assert code == 403 and "set http.token" in body["error"]
+        # A wildcard address has no names to check a Host against; the token guards reloads.
+        assert _get(f"{url}/status", {"Host": "jetson.local:8080"})[0] == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 def test_a_stream_that_stalls_makes_healthz_fail(tmp_path, blob_onnx):
     config = tmp_path / "jetkit.yaml"
     config.write_text(
         f"model: {blob_onnx}\nstreams: ['test://?fps=20&count=10']\n"
         "http: {listen: '127.0.0.1:0'}\nstale_after_s: 0.5\n"
     )
-    script = Path(sys.executable).with_name("jetkit")
-    process = subprocess.Popen(
-        [script, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True
-    )
+    process, url, _ = start_daemon(config)
     try:
-        line = ""
-        while "HTTP on" not in line:
-            line = process.stderr.readline()
-            assert line, "the daemon exited at start-up"
-        url = re.search(r"http://[\d.]+:\d+", line).group(0)
         code, body = _until(lambda: (r := _get(f"{url}/healthz"))[0] == 503 and r)
         assert json.loads(body)["streams"][0]["state"] == "stalled"
         process.send_signal(signal.SIGTERM)

@@ -11,7 +11,6 @@ from edge.sources.uri import (
     V4l2Params,
     parse_source_uri,
     parse_source_uris,
-    redact_uri,
 )
 
 GOOD = [
@@ -128,10 +127,50 @@ def test_passwords_stay_out_of_messages():
         parse_source_uri(uri)
     assert "hunter2" not in str(caught.value) and "admin:***@cam" in str(caught.value)
     assert parse_source_uri("rtsp://admin:hunter2@cam/s").safe_uri == "rtsp://admin:***@cam/s"
-    assert (
-        redact_uri('rtspsrc location="rtsp://u:p@h/s" ! x')
-        == 'rtspsrc location="rtsp://u:***@h/s" ! x'
+    assert parse_source_uri("rtsp://admin:p@ss@cam/s?token=t0k").safe_uri == (
+        "rtsp://admin:***@cam/s?token=***"
     )
+    gst = parse_source_uri("gst://rtspsrc location=rtsp://cam/s user-pw=hunter2 ! appsink")
+    assert "hunter2" not in gst.safe_uri and "user-pw=***" in gst.safe_uri
+
+
+def test_an_id_beside_the_uri_names_every_kind_of_source():
+    """The daemon config's `{uri, id}`: a path and a gst:// pipeline take no `?id=`, and an id
+    spliced into a URI could carry params of its own."""
+    sources = [
+        ("/clips/door cam.mp4", "door"),
+        ("file:///clips/yard%20cam.mp4", "yard"),
+        ("gst://videotestsrc ! videoconvert ! appsink", "synthetic"),
+        ("test://?fps=5&id=lab", "lab"),
+        ("test://?fps=5", None),
+    ]
+    specs = parse_source_uris(sources)
+    assert [spec.stream_id for spec in specs] == ["door", "yard", "synthetic", "lab", "s4"]
+    assert [spec.location for spec in specs[:2]] == ["/clips/door cam.mp4", "/clips/yard cam.mp4"]
+    assert specs[2].location == "videotestsrc ! videoconvert ! appsink"
+    assert specs[4].params == SyntheticParams(fps=5.0)
+
+
+@pytest.mark.parametrize(
+    ("uri", "stream_id", "message"),
+    [
+        ("test://", "a&fps=1000", "id must be 1-64 letters, digits"),
+        ("clip.mp4", "../up", "id must be 1-64 letters, digits"),
+        ("test://", "", "id must be 1-64 letters, digits"),
+        ("test://?id=door", "yard", "id=door contradicts the id 'yard' given beside it"),
+    ],
+)
+def test_an_id_beside_the_uri_is_checked(uri, stream_id, message):
+    with pytest.raises(JetkitError, match=message):
+        parse_source_uris([(uri, stream_id)])
+
+
+def test_sizes_are_bounded():
+    with pytest.raises(JetkitError, match="size must be at most 8192x8192, got 100000x100000"):
+        parse_source_uri("test://?size=100000x100000")
+    with pytest.raises(JetkitError, match="size must be at most 8192x8192, got 640x9000"):
+        parse_source_uri("csi://0?width=640&height=9000")
+    assert parse_source_uri("test://?size=8192x8192").params == SyntheticParams((8192, 8192))
 
 
 def test_spec_checks_its_own_fields():
