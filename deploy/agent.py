@@ -145,21 +145,14 @@ def daemon_facts(url: str) -> dict[str, Any]:
     """`running`: something answers at `url` (even late or wrongly: that is a daemon that is
     not well, not an absent one); `healthy` and `model` from its /status."""
     answer = _http(f"{url}/status")
-    if answer.status != 200 or not isinstance(answer.body, dict):
-        problem = None if answer.refused else f"/status: {answer.status or answer.body}"
-        return {
-            "url": url,
-            "running": not answer.refused,
-            "healthy": False,
-            "model": None,
-            "problem": problem,
-        }
+    status = answer.body if answer.status == 200 and isinstance(answer.body, dict) else None
+    problem = None if status or answer.refused else f"/status: {answer.status or answer.body}"
     return {
         "url": url,
-        "running": True,
-        "healthy": bool(answer.body.get("healthy")),
-        "model": _serving(answer.body),
-        "problem": None,
+        "running": not answer.refused,
+        "healthy": bool(status and status.get("healthy")),
+        "model": _serving(status) if status else None,
+        "problem": problem,
     }
 
 
@@ -258,12 +251,10 @@ def op_facts(layout: Layout, daemon_url: str = DEFAULT_DAEMON_URL) -> dict[str, 
 def installed_content(layout: Layout, name: str, version: str) -> str | None:
     """The content digest (`BundleIndex.content_digest`) of an installed release; None when its
     index cannot be read (a folder jetkit did not make)."""
-    path = layout.release(name, version) / INDEX_NAME
     try:
-        index = BundleIndex.from_dict(json.loads(path.read_text(encoding="utf-8")), str(path))
-    except (OSError, ValueError, JetkitError):
+        return _release_head(layout.release(name, version)).index.content_digest()
+    except (OSError, ValueError, RecursionError, JetkitError):
         return None
-    return index.content_digest()
 
 
 def _meminfo_bytes() -> int | None:
@@ -550,7 +541,7 @@ def op_commit(
                 daemon_url, layout.current / model, health_timeout_s, log, token
             )
         if reason is not None:
-            rolled_back = _roll_back(layout, back, staged_back, previous, reason, daemon_url, log)
+            rolled_back = _roll_back(layout, back, staged_back, reason, daemon_url, log)
             return {"ok": False, "reason": reason, "rolled_back": rolled_back}
         staged_back.unlink(missing_ok=True)
         activated.record("healthy", name=name, version=version)
@@ -599,15 +590,14 @@ def _roll_back(
     layout: Layout,
     back: DeviceState,
     staged_back: Path,
-    previous: dict[str, Any] | None,
     reason: str,
     daemon_url: str,
     log: Log,
 ) -> str | None:
-    """Back to `previous` (pointer and the state staged before the switch, then the daemon);
-    the release rolled back to, if any. Without one, no pointer is better than one to a
-    release that failed."""
-    target = (previous["name"], previous["version"]) if previous else None
+    """Back to `back.active` (pointer and the state `back` staged before the switch, then the
+    daemon); the release rolled back to, if any. Without one, no pointer is better than one to
+    a release that failed."""
+    target = (back.active["name"], back.active["version"]) if back.active else None
     switch_release(layout, target, staged_back)
     back.history[-1]["reason"] = reason
     _save_best_effort(layout, back, log)

@@ -367,17 +367,25 @@ def _read_member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo, source: str)
     try:
         data = handle.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+        raise _truncated(source, exc) from None
     if len(data) != info.size:
         raise BundleError(f"{source} is truncated inside {info.name}; copy it again")
     return data
 
 
-def _read_head(tar: tarfile.TarFile, source: str) -> BundleHead:
+def _truncated(source: str, exc: BaseException) -> BundleError:
+    return BundleError(f"{source} is truncated or corrupt ({exc}); copy it again")
+
+
+def _next(tar: tarfile.TarFile, source: str) -> tarfile.TarInfo | None:
     try:
-        first = tar.next()
+        return tar.next()
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+        raise _truncated(source, exc) from None
+
+
+def _read_head(tar: tarfile.TarFile, source: str) -> BundleHead:
+    first = _next(tar, source)
     if first is None or first.name != INDEX_NAME:
         raise BundleError(f"{source} is not a jetkit bundle ({INDEX_NAME} is not its first member)")
     check_tar_member(first, None, source)
@@ -387,10 +395,7 @@ def _read_head(tar: tarfile.TarFile, source: str) -> BundleHead:
     except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, a 4300+ digit int, `[[[…`
         raise BundleError(f"{source}: {INDEX_NAME} is not valid JSON ({exc})") from None
     index = BundleIndex.from_dict(data, source)
-    try:
-        second = tar.next()
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+    second = _next(tar, source)
     signature = None
     if second is not None and second.name == SIGNATURE_NAME:
         check_tar_member(second, index, source)
@@ -418,7 +423,7 @@ def _members(
                 raise BundleError(f"{source} is larger than a bundle may be")
             yield info, member
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+        raise _truncated(source, exc) from None
     missing = sorted({m.path for m in index.members} - seen)
     if missing:
         raise BundleError(
@@ -438,7 +443,7 @@ def _copy_checked(
             if out is not None:
                 out.write(chunk)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"{source} is truncated or corrupt ({exc}); copy it again") from None
+        raise _truncated(source, exc) from None
     if digest.hexdigest() != member.sha256:
         raise BundleError(
             f"{source}: {member.path} does not match its sha256 in the index; the bundle is "
@@ -459,18 +464,28 @@ def verify_and_read(
     """`verify_bundle`, keeping the content of each member of one of `roles` up to
     `max_kept_bytes` (larger ones are checked, not kept), read in the same pass that checked
     its digest."""
+    head, kept = verify_and_read_head(path, roles, max_kept_bytes)
+    return head.index, kept
+
+
+def verify_and_read_head(
+    path: str | os.PathLike[str],
+    roles: Collection[str] = (),
+    max_kept_bytes: int = MAX_KEPT_BYTES,
+) -> tuple[BundleHead, dict[str, bytes]]:
+    """`verify_and_read` with the whole head: the index's bytes and signature too."""
     path = Path(path)
     source = f"bundle {path}"
     kept: dict[str, bytes] = {}
     with _open_tar(path) as tar:
-        index = _read_head(tar, source).index
-        for info, member in _members(tar, index, source):
+        head = _read_head(tar, source)
+        for info, member in _members(tar, head.index, source):
             keep = member.role in roles and member.size_bytes <= max_kept_bytes
             out = io.BytesIO() if keep else None
             _copy_checked(tar, info, member, out, source)
             if out is not None:
                 kept[member.path] = out.getvalue()
-    return index, kept
+    return head, kept
 
 
 def read_index(path: str | os.PathLike[str]) -> BundleIndex:

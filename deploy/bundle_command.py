@@ -77,13 +77,12 @@ def _bundle(args: argparse.Namespace) -> int:
 
 def _verify(bundle: Path, keys: Sequence[Path]) -> int:
     """Every member against the index; with `keys`, the signature against them too."""
-    from deploy.bundle import read_head, verify_bundle
+    from deploy.bundle import verify_and_read_head
     from deploy.signing import parse_signature, read_public_key, verify_index
 
     public_keys = [read_public_key(k) for k in keys]
-    index = verify_bundle(bundle)
-    head = read_head(bundle)
-    print(describe_index(index))
+    head = verify_and_read_head(bundle)[0]
+    print(describe_index(head.index))
     print(f"ok: every member of {bundle} matches its sha256")
     if public_keys:
         key = verify_index(head.index_bytes, head.signature, public_keys, f"bundle {bundle}")

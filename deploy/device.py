@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import public_mode, write_text_atomic
+from edge.atomic import stage_bytes, write_bytes_atomic
 from edge.errors import JetkitError
 
 RELEASES = "releases"
@@ -157,24 +156,18 @@ def load_state(layout: Layout) -> DeviceState:
         ) from None
 
 
+def _state_bytes(state: DeviceState) -> bytes:
+    return (json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8")
+
+
 def save_state(layout: Layout, state: DeviceState) -> None:
-    write_text_atomic(layout.state, json.dumps(state.to_dict(), indent=2) + "\n")
+    write_bytes_atomic(layout.state, _state_bytes(state))
 
 
 def stage_state(layout: Layout, state: DeviceState) -> Path:
     """`state` written and synced beside `state.json`, not yet in its place: the step of a
     change that needs disk space, done before anything the daemon sees changes."""
-    fd, temp = tempfile.mkstemp(prefix=f".{STATE}.", suffix=".tmp", dir=layout.root)
-    try:
-        os.fchmod(fd, public_mode())
-        with os.fdopen(fd, "wb") as handle:
-            handle.write((json.dumps(state.to_dict(), indent=2) + "\n").encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return Path(temp)
+    return stage_bytes(layout.state, _state_bytes(state))
 
 
 def remove_stale_staged_states(layout: Layout) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.bundle import BundleHead, read_head, verify_and_read
+from deploy.bundle import BundleHead, verify_and_read_head
 from deploy.bundle_index import BundleIndex, gate_outcomes
 from deploy.plan import (
     AUTO,
@@ -125,8 +125,8 @@ def flash(
     device = transport.target.name
     log(f"[1/6] verifying {bundle}")
     # The ONNX models are kept too, to check the one the device will build against its TensorRT.
-    index, kept = verify_and_read(bundle, ("gate-report", "model"), MAX_CHECKED_MODEL_BYTES)
-    head = read_head(bundle)
+    head, kept = verify_and_read_head(bundle, ("gate-report", "model"), MAX_CHECKED_MODEL_BYTES)
+    index = head.index
     reports = {
         m.path: kept[m.path] for m in index.members if m.role == "gate-report" and m.path in kept
     }

@@ -99,10 +99,7 @@ def generate_key(comment: str) -> tuple[bytes, PublicKey]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    raw = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return pem, PublicKey(raw, comment)
+    return pem, PublicKey(public_key_of(private).raw, comment)
 
 
 def load_private_key(path: Path) -> Any:

@@ -42,23 +42,44 @@ def make_temp_dir(parent: Path, prefix: str) -> Path:
 
 
 @contextmanager
-def open_atomic(path: Path, private: bool = False) -> Iterator[BinaryIO]:
-    """A binary handle whose content replaces `path` when the block ends without an exception;
-    until then (and after an exception or a kill) `path` keeps its old content, and no temp file
-    is left behind except by a kill. The file gets the umask's mode, or 0600 if `private`."""
+def _staged(path: Path, private: bool) -> Iterator[tuple[BinaryIO, Path]]:
+    """A handle on a new temp file beside `path` (`.NAME.*.tmp`), synced when the block ends;
+    after an exception it is gone. It gets the umask's mode, or 0600 if `private`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if not private:
             os.fchmod(fd, public_mode())
         with os.fdopen(fd, "wb") as handle:
-            yield handle
+            yield handle, Path(tmp)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def open_atomic(path: Path, private: bool = False) -> Iterator[BinaryIO]:
+    """A binary handle whose content replaces `path` when the block ends without an exception;
+    until then (and after an exception or a kill) `path` keeps its old content, and no temp file
+    is left behind except by a kill. The file gets the umask's mode, or 0600 if `private`."""
+    with _staged(path, private) as (handle, tmp):
+        yield handle
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def stage_bytes(path: Path, data: bytes) -> Path:
+    """`data` written and synced in a temp file beside `path` (`.NAME.*.tmp`), not yet in its
+    place: the part of an atomic write that needs disk space, done ahead; `os.replace` it onto
+    `path` to finish (a rename needs none)."""
+    with _staged(path, private=False) as (handle, tmp):
+        handle.write(data)
+    return tmp
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -70,6 +70,7 @@ def _discard_stdout() -> None:
     exit does not raise BrokenPipeError again (the recipe of Python's `signal` documentation)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from edge.errors import JetkitError
 from edge.failure_log import FailureLog
 from edge.metrics import PipelineMetrics
 from edge.preprocess import Transform
-from edge.redact import redact
 from edge.sinks import Result, Sink
 from edge.sources.base import Frame, FrameError, Source, SourceError
 from edge.sources.uri import SourceRef
@@ -180,7 +179,7 @@ class Pipeline:
         for sink in self.sinks:
             stats = getattr(sink, "stats", None)
             if callable(stats):
-                metrics.watch_sink(redact(sink.uri), stats)
+                metrics.watch_sink(sink.uri, stats)
         self.config = config
         self.max_batch = config.max_batch or model_max
         self._log = log
@@ -503,7 +502,7 @@ class Pipeline:
                         sink.write(result)
                     except Exception as exc:  # one broken sink must not stop the others
                         self.metrics.record_error(frame.stream_id, "sink")
-                        self._failures.failed(f"sink {redact(sink.uri)}", str(exc))
+                        self._failures.failed(f"sink {sink.uri}", str(exc))
                 self.metrics.record_stage("sink", (time.perf_counter() - started) * 1e3)
                 self.metrics.record_result(
                     frame.stream_id, (time.monotonic() - frame.capture_monotonic_s) * 1e3
@@ -517,7 +516,7 @@ class Pipeline:
                 try:
                     sink.close()
                 except Exception as exc:
-                    self._log(f"sink {redact(sink.uri)}: {exc}")
+                    self._log(f"sink {sink.uri}: {exc}")
             self._finished.set()
 
     def _put(self, target: queue.Queue[Any], item: Any, name: str) -> None:

@@ -198,7 +198,7 @@ def unit_text(
         lines.append("PrivateTmp=yes")
     lines += [
         "# GStreamer's plugin registry and other caches: the user's home is read-only.",
-        "Environment=XDG_CACHE_HOME=/var/cache/jetkit",
+        f"Environment=XDG_CACHE_HOME={CACHE_DIR}",
         *writable_settings([CACHE_DIR, *writable_dirs(config)]),
         "",
         "[Install]",
