@@ -12,10 +12,11 @@ JETKIT=$ROOT/.venv/bin/jetkit
 
 if [ ! -x "$VENV/bin/yolo" ]; then
     python3 -m venv "$VENV"
-    # torchvision pinned to the torch of scripts/setup.sh (its CPU build where no GPU is), so
-    # that pip does not fetch another torch with CUDA.
-    "$VENV/bin/pip" install -q "${TORCH_SPEC:-torch==2.13.0}" "torchvision==0.28.*" ultralytics \
-        onnx onnxslim
+    # A torch and torchvision built together: PyPI's torchvision does not import beside the CPU
+    # build of torch that scripts/setup.sh installs ("operator torchvision::nms does not exist"),
+    # which Ultralytics' training needs.
+    "$VENV/bin/pip" install -q "${ULTRALYTICS_TORCH_SPEC:-torch==2.14.1}" "torchvision==0.29.1" \
+        ultralytics onnx onnxslim
 fi
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 "$ROOT/$VENV/bin/python" -c "

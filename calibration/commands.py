@@ -18,7 +18,7 @@ from edge.errors import JetkitError
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from calibration.data import calibration_images, select_images
+    from calibration.data import calibration_images, check_calibration_images, select_images
     from edge.atomic import write_text_atomic
     from edge.commands import overrides_from_args
     from edge.models import inferred_note, open_manifest
@@ -52,6 +52,13 @@ def _calibrate(args: argparse.Namespace) -> int:
                     "--precision int8 needs --data (calibration images or a data.yaml)"
                 )
             images = select_images(calibration_images(args.data), args.images)
+            check_calibration_images(images, args.data, allow_grayscale=args.allow_grayscale)
+            score = None
+            if args.val and args.method == "auto":
+                from calibration.gate import map_scorer
+                from edge.datasets import load_dataset
+
+                score = map_scorer(manifest, load_dataset(args.val).val)
             result = quantize_int8(
                 source,
                 manifest,
@@ -61,11 +68,11 @@ def _calibrate(args: argparse.Namespace) -> int:
                 method=args.method,
                 exclude=args.exclude or (),
                 auto_exclude=args.auto_exclude,
+                score=score,
                 log=stderr_log,
             )
             write_cache(
-                trt_cache_from(result, args.cache_tensorrt_version, args.method),
-                staging / f"{name}.cache",
+                trt_cache_from(result, args.cache_tensorrt_version), staging / f"{name}.cache"
             )
         if args.precision == "fp16" or args.runtime == "tensorrt":
             _check_tensorrt_rules(artifact)
@@ -132,8 +139,26 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         default="tensorrt",
         help="what will run the INT8 model (default tensorrt)",
     )
-    parser.add_argument("--method", choices=("entropy", "percentile", "minmax"), default="entropy")
-    parser.add_argument("--images", type=int, default=256, help="calibration images to use")
+    parser.add_argument(
+        "--method",
+        default="auto",
+        metavar="METHOD",
+        help="how activation ranges are chosen: auto, entropy, minmax, percentile or "
+        "percentile:P. auto (default) tries entropy, percentiles 99.9/99.99/99.999 and minmax "
+        "from one pass of histograms and keeps the best on --val; without --val it uses "
+        "percentile:99.99, the best on jetkit's benchmark models",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=256,
+        help="calibration images to use (default 256; too few to histogram are refused)",
+    )
+    parser.add_argument(
+        "--allow-grayscale",
+        action="store_true",
+        help="calibrate on grayscale images (only for cameras that really are monochrome)",
+    )
     parser.add_argument("--exclude", nargs="+", metavar="NODE", help="nodes to keep in float")
     parser.add_argument(
         "--auto-exclude",

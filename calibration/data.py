@@ -46,6 +46,41 @@ def select_images(paths: Sequence[Path], count: int) -> list[Path]:
     return [ordered[i] for i in picks]
 
 
+# Fewer images than this give ranges of a handful of frames, not of a camera's scenes.
+MIN_CALIBRATION_IMAGES = 8
+
+
+def is_grayscale(image_bgr: np.ndarray) -> bool:
+    """Whether a BGR `(H,W,3)` image has equal channels everywhere (a grayscale file decoded to
+    BGR), judged on every fourth pixel."""
+    sample = image_bgr[::4, ::4]
+    return bool(
+        np.array_equal(sample[..., 0], sample[..., 1])
+        and np.array_equal(sample[..., 1], sample[..., 2])
+    )
+
+
+def check_calibration_images(
+    paths: Sequence[Path], source: str | Path, allow_grayscale: bool = False
+) -> None:
+    """Refuse calibration sets that would give ranges unlike the deployment's: too few images,
+    or only grayscale ones for a colour model. Reads every image (also proving each decodes)
+    before any calibration starts."""
+    if len(paths) < MIN_CALIBRATION_IMAGES:
+        raise JetkitError(
+            f"{source}: {len(paths)} calibration image(s); INT8 ranges need at least "
+            f"{MIN_CALIBRATION_IMAGES} (64-256 frames like the deployment's are best)"
+        )
+    if allow_grayscale:
+        return
+    if all(is_grayscale(read_image(path)) for path in paths):
+        raise JetkitError(
+            f"{source}: all {len(paths)} calibration images are grayscale, but the model takes "
+            "3-channel colour; calibrate on colour frames like the deployment's (or, for "
+            "cameras that really are monochrome, pass --allow-grayscale)"
+        )
+
+
 def calibration_digest(paths: Sequence[Path]) -> str:
     """sha256 over the names and contents of the chosen images, in order."""
     digest = hashlib.sha256()

@@ -3,7 +3,7 @@ runtime and the evaluator of `jetkit eval`, plus raw-output drift on the same in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import numpy as np
 
 from edge.datasets import Sample
 from edge.evaluate import EVAL_THRESHOLDS, EvalResult, evaluate_detector
+from edge.manifest import Manifest
 from edge.models import Overrides
 
 
@@ -110,3 +111,19 @@ def run_gate(
         worst,
         max_map_drop,
     )
+
+
+def map_scorer(manifest: Manifest, samples: Sequence[Sample]) -> Callable[[Path], float]:
+    """A function from a candidate model file (a scratch Q/DQ ONNX without a manifest of its own)
+    to its mAP50-95 on `samples`, read with `manifest`: how calibration compares its methods by
+    the number the gate will judge."""
+    from edge.backends import open_backend
+    from edge.detector import Detector
+
+    options = EVAL_THRESHOLDS.detector_options()
+
+    def score(path: Path) -> float:
+        detector = Detector(open_backend(str(path)), manifest, **options)
+        return evaluate_detector(detector, samples).map50_95
+
+    return score

@@ -5,10 +5,11 @@ The format depends on what will run it:
 - `tensorrt` (default): symmetric int8 activations and per-channel int8 weights, the explicit
   quantization TensorRT ≥ 8.6 consumes (and ONNX Runtime can run, slowly, for accuracy checks);
 - `cpu`: uint8 activations and per-channel int8 weights, what ONNX Runtime runs fast on x86/ARM.
-The decode at the end of the graph (everything after the last convolution) stays in float, and
-so can the layers that quantize worst (`auto_exclude`, `calibration.sensitivity`): calibrated
-once, re-quantized from the stored ranges. The same ranges also give a TensorRT calibration cache
-for implicit INT8 on older JetPacks.
+The parts of a detector that INT8 ruins stay in float, found from the graph's structure
+(`calibration.islands`: stem, DFL decode, box/class concat, decode tail), and so can the layers
+that quantize worst (`auto_exclude`, `calibration.sensitivity`). Every tensor is histogrammed
+once (`calibration.ranges`); each method, each re-quantization is computed from those. The same
+ranges also give a TensorRT calibration cache for implicit INT8 on older JetPacks.
 """
 
 from __future__ import annotations
@@ -17,26 +18,41 @@ import contextlib
 import io
 import logging
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from calibration.artifacts import derived_manifest, load_source_model, write_artifact
 from calibration.data import CalibrationBatches, calibration_digest
+from calibration.islands import (
+    REASONS,
+    FloatIsland,
+    describe_islands,
+    float_islands,
+    is_learned_layer,
+)
+from calibration.ranges import (
+    AUTO_CANDIDATES,
+    Method,
+    TensorHistogram,
+    collect_histograms,
+    ranges_for,
+    save_ranges,
+)
 from calibration.sensitivity import AutoExclusion, auto_exclude_nodes, check_auto_exclude
 from calibration.trt_cache import CalibrationCache
-from calibration.trt_rules.graph import GraphView
+from calibration.trt_rules.graph import GraphView, artifact_kind_of
 from calibration.trt_rules.qdq import WEIGHTED_OPS, tensorrt_qdq_nodes
 from edge.errors import JetkitError
 from edge.manifest import Manifest
 
 RUNTIMES = ("tensorrt", "cpu")
-METHODS = ("entropy", "percentile", "minmax")
-_ORT_METHOD_NAMES = {"entropy": "Entropy", "percentile": "Percentile", "minmax": "MinMax"}
-# TensorRT's calibrator whose cache header a jetkit-written cache carries, per method.
+# `--method auto` without --val: the method that held accuracy best on the kit's benchmark models
+# (Ultralytics YOLOv8n and YOLO11n, a jetkit student; BENCHMARKS.md, "INT8 on the models people
+# bring").
+DEFAULT_METHOD = "percentile:99.99"
+# TensorRT's calibrator whose cache header a jetkit-written cache carries, per method kind.
 TRT_ALGORITHM = {
     "entropy": "EntropyCalibration2",
     "percentile": "EntropyCalibration2",
@@ -48,26 +64,30 @@ TRT_ALGORITHM = {
 class Int8Result:
     manifest: Manifest
     amax: dict[str, float]  # per calibrated tensor: max(|lowest|, |highest|)
-    excluded: tuple[str, ...]  # every node kept in float: decode tail, --exclude, auto-excluded
+    excluded: tuple[str, ...]  # every node kept in float: islands, --exclude, auto-excluded
+    method: Method  # the calibration method used
+    islands: tuple[FloatIsland, ...] = ()
+    method_scores: tuple[tuple[str, float], ...] = ()  # (method, val mAP50-95) when chosen
     auto_exclusion: AutoExclusion | None = None
 
 
-def output_tail_nodes(model: Any) -> list[str]:
-    """Names of the nodes between the last convolutions and the graph outputs (the decode: box
-    arithmetic, sigmoid, concatenation), found by walking back from the outputs and stopping at
-    each Conv."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    tail: list[str] = []
-    seen: set[str] = set()
-    stack = [output.name for output in model.graph.output]
-    while stack:
-        node = producer.get(stack.pop())
-        if node is None or node.name in seen or node.op_type == "Conv":
-            continue
-        seen.add(node.name)
-        tail.append(node.name)
-        stack.extend(node.input)
-    return tail
+def check_quantizable(view: GraphView, path: Path) -> None:
+    """Refuse graphs that INT8 calibration cannot help: one already quantized or in FP16, and
+    one without a learned layer to quantize."""
+    kind = artifact_kind_of(view)
+    quantized_ops = {"QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"}
+    if kind == "onnx-int8-qdq" or any(node.op_type in quantized_ops for node in view.nodes):
+        raise JetkitError(
+            f"{path} is already quantized (INT8 nodes in the graph); calibrate the FP32 ONNX "
+            "it was made from"
+        )
+    if kind == "onnx-fp16":
+        raise JetkitError(f"{path} is FP16; calibrate the FP32 ONNX it was made from")
+    if not any(is_learned_layer(view, node) for node in view.nodes):
+        raise JetkitError(
+            f"{path} has no convolution or other layer with weights: INT8 has nothing to speed "
+            "up; deploy it in FP32 or FP16"
+        )
 
 
 @contextlib.contextmanager
@@ -87,76 +107,25 @@ def _without_onnxruntime_warnings() -> Iterator[None]:
         root.removeFilter(outside_onnxruntime)
 
 
-# Images whose activations ONNX Runtime's histogram calibrators hold at once. They keep every
-# intermediate tensor of every image until the histograms are built: 256 images of the demo
-# student took 5 GB, too much for an 8 GB Jetson. Collected in chunks, the histograms merge.
-CALIBRATION_CHUNK_IMAGES = 16
-
-
-def _ort_method(method: str) -> Any:
-    from onnxruntime.quantization import CalibrationMethod
-
-    return getattr(CalibrationMethod, _ORT_METHOD_NAMES[method])
-
-
-class _ListReader:
-    """ONNX Runtime's CalibrationDataReader protocol over a list of input feeds."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]) -> None:
-        self._feeds = iter(feeds)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
-
-
-def calibrate_ranges(
-    source: Path,
-    ranges_path: Path,
-    method: str,
-    batches: Iterable[np.ndarray],
-    input_name: str,
-    chunk_images: int = CALIBRATION_CHUNK_IMAGES,
-) -> None:
-    """Tensor ranges of `source` over `batches`, stored in `ranges_path` as ONNX Runtime's
-    calibration cache (what `quantize_static(calibration_cache_path=…)` reads). The same
-    calibrator and defaults `quantize_static` would use, fed `chunk_images` batches at a time so
-    that memory stays bounded."""
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-
-    with tempfile.TemporaryDirectory(prefix="jetkit-calib-") as scratch:
-        calibrator = create_calibrator(
-            source,
-            sorted(set(QLinearOpsRegistry) | set(QDQRegistry)),
-            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
-            calibrate_method=_ort_method(method),
-        )
-        chunk: list[dict[str, np.ndarray]] = []
-        for batch in batches:
-            chunk.append({input_name: batch})
-            if len(chunk) == chunk_images:
-                calibrator.collect_data(_ListReader(chunk))
-                chunk = []
-        if chunk:
-            calibrator.collect_data(_ListReader(chunk))
-        save_tensors_data(calibrator.compute_data(), ranges_path)
-
-
 @dataclass(frozen=True)
 class _QdqWriter:
     """Writes the Q/DQ model of `source` in the runtime's format from the ranges stored in
-    `ranges_path` (`calibrate_ranges`), so re-quantizing with other nodes in float costs no
-    calibration."""
+    `ranges_path` (`calibration.ranges.save_ranges`), so re-quantizing with other nodes in float
+    costs no calibration."""
 
     source: Path
     ranges_path: Path
     runtime: str
-    method: str
     # The nodes TensorRT's layout quantizes (`tensorrt_qdq_nodes`), found once per model.
     tensorrt_nodes: tuple[str, ...] = ()
 
     def __call__(self, nodes_in_float: Sequence[str], out: Path) -> None:
-        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import (
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
 
         options: dict[str, Any] = {"WeightSymmetric": True}
         placement: dict[str, Any] = {"nodes_to_exclude": list(nodes_in_float)}
@@ -176,7 +145,7 @@ class _QdqWriter:
                     QuantType.QInt8 if self.runtime == "tensorrt" else QuantType.QUInt8
                 ),
                 weight_type=QuantType.QInt8,
-                calibrate_method=_ort_method(self.method),
+                calibrate_method=CalibrationMethod.MinMax,  # the ranges come from the cache
                 extra_options=options,
                 calibration_cache_path=str(self.ranges_path),
                 **placement,
@@ -219,26 +188,31 @@ def quantize_int8(
     image_paths: Sequence[Path],
     out_path: str | Path,
     runtime: str = "tensorrt",
-    method: str = "entropy",
+    method: str = "auto",
     exclude: Sequence[str] = (),
     auto_exclude: int = 0,
     auto_exclude_images: int = 8,
+    score: Callable[[Path], float] | None = None,
+    island_reasons: Collection[str] = tuple(REASONS),
     log: Callable[[str], None] = lambda _message: None,
 ) -> Int8Result:
-    """Calibrate once, then quantize. With `auto_exclude` N > 0 up to N more nodes, those whose
-    quantization moves the outputs most (measured on `auto_exclude_images` of the images), stay
-    in float; each node ranked costs a re-quantization from the same ranges and a few
-    inferences."""
+    """Histogram every tensor once, then quantize with the float islands of `island_reasons`
+    (`calibration.islands`) and `exclude` kept in float. `method` `auto` tries every candidate
+    method from the same histograms and keeps the best by `score` (a candidate Q/DQ model's path
+    → its validation mAP50-95) when given, else uses `DEFAULT_METHOD`. With `auto_exclude`
+    N > 0 up to N more nodes, those whose quantization moves the outputs most (measured on
+    `auto_exclude_images` of the images), stay in float; each node ranked costs a
+    re-quantization from the same ranges and a few inferences."""
     import onnx
-    from onnxruntime.quantization.calibrate import load_tensors_data
 
     if runtime not in RUNTIMES:
         raise JetkitError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    if method not in METHODS:
-        raise JetkitError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    candidates = _candidate_methods(method, score is not None)
     check_auto_exclude(auto_exclude, manifest.output.format)
     source_path, out_path = Path(source_path), Path(out_path)
     model = load_source_model(source_path)
+    view = GraphView(model)
+    check_quantizable(view, source_path)
     names = {node.name for node in model.graph.node}
     unknown = [name for name in exclude if name not in names]
     if unknown:
@@ -246,20 +220,25 @@ def quantize_int8(
             f"--exclude {', '.join(unknown)}: no such node in {source_path} "
             "(node names are listed by Netron or onnx.load(...).graph.node)"
         )
-    excluded = tuple(dict.fromkeys([*output_tail_nodes(model), *exclude]))
+    found_islands = tuple(i for i in float_islands(view) if i.reason in island_reasons)
+    for line in describe_islands(list(found_islands)):
+        log(line)
+    excluded = tuple(dict.fromkeys([*(i.node for i in found_islands), *exclude]))
     batches = CalibrationBatches(list(image_paths), manifest, batch=1)
-    log(f"calibrating on {len(batches.paths)} images ({method}, {runtime})")
+    log(f"calibrating on {len(batches.paths)} images ({runtime})")
     with tempfile.TemporaryDirectory(prefix="jetkit-int8-") as scratch:
         named = Path(scratch) / "source.onnx"
         onnx.save(model, str(named))
+        histograms = collect_histograms(named, batches, manifest.input.name)
         ranges_path = Path(scratch) / "ranges.json"
         quantized_path = Path(scratch) / "int8.onnx"
-        with contextlib.redirect_stdout(io.StringIO()):
-            calibrate_ranges(named, ranges_path, method, batches, manifest.input.name)
-        tensorrt_nodes = (
-            tuple(tensorrt_qdq_nodes(GraphView(model), ())) if runtime == "tensorrt" else ()
+        tensorrt_nodes = tuple(tensorrt_qdq_nodes(view, ())) if runtime == "tensorrt" else ()
+        quantize = _QdqWriter(named, ranges_path, runtime, tensorrt_nodes)
+        chosen, scores = _choose_method(
+            candidates, histograms, quantize, excluded, quantized_path, score, log
         )
-        quantize = _QdqWriter(named, ranges_path, runtime, method, tensorrt_nodes)
+        ranges = ranges_for(histograms, chosen)
+        save_ranges(ranges, ranges_path)
         quantize(excluded, quantized_path)
         auto_exclusion = None
         if auto_exclude:
@@ -276,13 +255,8 @@ def quantize_int8(
                 log,
             )
             excluded = (*excluded, *auto_exclusion.nodes)
-        ranges = load_tensors_data(ranges_path)
         quantized = onnx.load(str(quantized_path))
-    # Ranges come as arrays (one value, or one per channel); the cache needs one amax.
-    amax = {
-        name: float(np.abs(np.asarray(data.range_value, dtype=np.float64)).max())
-        for name, data in ranges.items()
-    }
+    amax = {name: max(abs(low), abs(high)) for name, (low, high) in ranges.items()}
     target = derived_manifest(
         manifest,
         source_path,
@@ -292,15 +266,67 @@ def quantize_int8(
         {
             "calibration": {
                 "runtime": runtime,
-                "method": method,
+                "method": str(chosen),
+                "method_chosen_by": _chosen_by(method, scores),
+                **({"method_scores": dict(scores)} if scores else {}),
                 "images": len(batches.paths),
                 "digest": calibration_digest(batches.paths),
+                "float_islands": [island.to_dict() for island in found_islands],
                 "excluded_nodes": list(excluded),
                 **_auto_exclusion_provenance(auto_exclusion),
             }
         },
     )
-    return Int8Result(write_artifact(quantized, target, out_path), amax, excluded, auto_exclusion)
+    return Int8Result(
+        write_artifact(quantized, target, out_path),
+        amax,
+        excluded,
+        chosen,
+        found_islands,
+        scores,
+        auto_exclusion,
+    )
+
+
+def _candidate_methods(method: str, can_score: bool) -> tuple[Method, ...]:
+    """What to try: every candidate for `auto` with a scorer, the default for `auto` without,
+    else the one named."""
+    if method != "auto":
+        return (Method.parse(method),)
+    if can_score:
+        return tuple(Method.parse(m) for m in AUTO_CANDIDATES)
+    return (Method.parse(DEFAULT_METHOD),)
+
+
+def _chosen_by(method: str, scores: tuple[tuple[str, float], ...]) -> str:
+    if scores:
+        return "best validation mAP50-95 of the candidates"
+    return "default (best on jetkit's benchmark models)" if method == "auto" else "--method"
+
+
+def _choose_method(
+    candidates: tuple[Method, ...],
+    histograms: dict[str, TensorHistogram],
+    quantize: _QdqWriter,
+    excluded: Sequence[str],
+    scratch_path: Path,
+    score: Callable[[Path], float] | None,
+    log: Callable[[str], None],
+) -> tuple[Method, tuple[tuple[str, float], ...]]:
+    """The candidate with the best score (the first of equals, in `AUTO_CANDIDATES` order), and
+    every candidate's score; a single candidate is taken unscored."""
+    if len(candidates) == 1 or score is None:
+        log(f"calibration method: {candidates[0]}")
+        return candidates[0], ()
+    scores = []
+    for method in candidates:
+        save_ranges(ranges_for(histograms, method), quantize.ranges_path)
+        quantize(excluded, scratch_path)
+        scores.append((str(method), score(scratch_path)))
+        log(f"  {str(method):<18} val mAP50-95 {scores[-1][1]:.4f}")
+    best = max(range(len(candidates)), key=lambda i: (scores[i][1], -i))
+    log(f"calibration method: {candidates[best]} (best of {len(candidates)} on --val)")
+    return candidates[best], tuple(scores)
 
 
 def _auto_exclusion_provenance(auto_exclusion: AutoExclusion | None) -> dict[str, Any]:
@@ -312,6 +338,8 @@ def _auto_exclusion_provenance(auto_exclusion: AutoExclusion | None) -> dict[str
     }
 
 
-def trt_cache_from(result: Int8Result, tensorrt_version: str, method: str) -> CalibrationCache:
+def trt_cache_from(result: Int8Result, tensorrt_version: str) -> CalibrationCache:
     """The TensorRT calibration cache from the same ranges as the Q/DQ model."""
-    return CalibrationCache.from_amax(result.amax, tensorrt_version, TRT_ALGORITHM[method])
+    return CalibrationCache.from_amax(
+        result.amax, tensorrt_version, TRT_ALGORITHM[result.method.kind]
+    )

@@ -9,9 +9,12 @@ import pytest
 
 from calibration.artifacts import name_unnamed_nodes
 from calibration.data import CalibrationBatches, calibration_images
-from calibration.int8 import calibrate_ranges, output_tail_nodes, quantize_int8, trt_cache_from
+from calibration.int8 import quantize_int8, trt_cache_from
+from calibration.islands import decode_tail
+from calibration.ranges import Method, collect_histograms, ranges_for
 from calibration.sensitivity import output_error
 from calibration.trt_cache import format_cache, parse_cache
+from calibration.trt_rules.graph import GraphView
 from edge.backends.onnxruntime import load_session
 from edge.detector import Detector
 from edge.errors import JetkitError
@@ -54,13 +57,16 @@ def test_the_tensorrt_layout_is_what_tensorrts_parser_takes(blob_onnx, calib_ima
     """Float biases (no INT32 DequantizeLinear), FP32 weights through Q/DQ per channel on axis 0
     (TensorRT 8.x rejects INT8 weight initializers), Q/DQ on the inputs of convolutions only."""
     manifest = Detector.open(blob_onnx).manifest
-    quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", runtime="tensorrt")
+    result = quantize_int8(
+        blob_onnx, manifest, calib_images, tmp_path / "q.onnx", runtime="tensorrt"
+    )
     model = onnx.load(tmp_path / "q.onnx")
     inits = {i.name: i for i in model.graph.initializer}
     producers = {out: n for n in model.graph.node for out in n.output}
     dequantized = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
     assert dequantized and all(n.input[0] not in inits for n in dequantized)  # nothing INT32/INT8
-    for conv in (n for n in model.graph.node if n.op_type == "Conv"):
+    in_float = set(result.excluded)
+    for conv in (n for n in model.graph.node if n.op_type == "Conv" and n.name not in in_float):
         data, weight, bias = conv.input
         assert producers[data].op_type == producers[weight].op_type == "DequantizeLinear"
         quantize = producers[producers[weight].input[0]]
@@ -72,7 +78,7 @@ def test_the_tensorrt_layout_is_what_tensorrts_parser_takes(blob_onnx, calib_ima
         )
 
 
-@pytest.mark.parametrize("method", ["entropy", "percentile", "minmax"])
+@pytest.mark.parametrize("method", ["entropy", "percentile:99.9", "minmax"])
 def test_int8_model_detects_what_fp32_detects_and_keeps_the_decode_in_float(
     blob_onnx, calib_images, scene_bgr, tmp_path, method
 ):
@@ -84,7 +90,7 @@ def test_int8_model_detects_what_fp32_detects_and_keeps_the_decode_in_float(
     quantized = onnx.load(tmp_path / "q.onnx")
     source = onnx.load(blob_onnx)
     name_unnamed_nodes(source)
-    tail = set(output_tail_nodes(source))
+    tail = {node.name for node in decode_tail(GraphView(source))}
     assert tail and tail <= set(result.excluded)
     # Nothing feeding the output is quantized: the last node before it is float arithmetic.
     last = next(n for n in quantized.graph.node if "output0" in n.output)
@@ -97,7 +103,7 @@ def test_int8_model_detects_what_fp32_detects_and_keeps_the_decode_in_float(
 def test_the_tensorrt_cache_carries_the_same_ranges(blob_onnx, calib_images, tmp_path):
     manifest = Detector.open(blob_onnx).manifest
     result = quantize_int8(blob_onnx, manifest, calib_images, tmp_path / "q.onnx", method="minmax")
-    cache = parse_cache(format_cache(trt_cache_from(result, "8.6.1", "minmax")))
+    cache = parse_cache(format_cache(trt_cache_from(result, "8.6.1")))
     assert cache.header == "TRT-8601-MinMaxCalibration"
     # The input is pixels / 255 through the manifest's preprocessing: its range is [0, 1].
     assert cache.amax("images") == pytest.approx(1.0, abs=1e-3)
@@ -185,22 +191,19 @@ def test_auto_exclusion_needs_raw_outputs(blob_onnx, calib_images, tmp_path):
     assert not (tmp_path / "q.onnx").exists()
 
 
-@pytest.mark.parametrize("method", ["minmax", "entropy"])
-def test_ranges_collected_in_chunks_match_one_pass(blob_onnx, calib_images, tmp_path, method):
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile:99.99"])
+def test_ranges_collected_in_chunks_match_one_pass(blob_onnx, calib_images, method):
     """Calibration holds a few images' activations at a time (memory stays bounded on a
-    Jetson). Min-max ranges come out exactly as from one pass over all images; entropy ranges
+    Jetson). Min-max ranges come out exactly as from one pass over all images; histogram ranges
     as closely as merged histograms allow (most equal, none far off)."""
-    from onnxruntime.quantization.calibrate import load_tensors_data
-
     manifest = Detector.open(blob_onnx).manifest
     batches = CalibrationBatches(calib_images, manifest)
     ranges = {}
     for chunk_images in (2, len(calib_images)):
-        path = tmp_path / f"{method}-{chunk_images}.json"
-        calibrate_ranges(blob_onnx, path, method, batches, "images", chunk_images=chunk_images)
+        histograms = collect_histograms(blob_onnx, batches, "images", chunk_images=chunk_images)
         ranges[chunk_images] = {
-            name: np.asarray(data.range_value, np.float64)
-            for name, data in load_tensors_data(path).items()
+            name: np.asarray(pair, np.float64)
+            for name, pair in ranges_for(histograms, Method.parse(method)).items()
         }
     chunked, one_pass = ranges[2], ranges[len(calib_images)]
     assert chunked.keys() == one_pass.keys() and len(one_pass) > 5

@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from calibration.artifacts import name_unnamed_nodes
-from calibration.int8 import output_tail_nodes
+from calibration.islands import float_islands
 from calibration.sensitivity import (
     AutoExclusion,
     NodeSensitivity,
@@ -16,6 +16,7 @@ from calibration.sensitivity import (
     rank_nodes,
     select_nodes,
 )
+from calibration.trt_rules.graph import GraphView
 from edge.errors import JetkitError
 
 
@@ -122,9 +123,12 @@ def test_the_record_lists_the_top_of_the_ranking():
     assert lines[6:] == ["  n11", "  n10"]
 
 
-def test_candidates_are_the_weighted_nodes_outside_the_decode(blob_onnx):
+def test_candidates_are_the_weighted_nodes_outside_the_float_islands(blob_onnx):
+    """The sample detector has four convolutions: two read the image (`first-conv` islands),
+    two remain."""
     model = onnx.load(blob_onnx)
     name_unnamed_nodes(model)
-    candidates = candidate_nodes(model, output_tail_nodes(model))
-    assert [op for _, op in candidates] == ["Conv"] * 4
-    assert candidate_nodes(model, [candidates[0][0]]) == candidates[1:]
+    islands = [i.node for i in float_islands(GraphView(model))]
+    candidates = candidate_nodes(model, islands)
+    assert [op for _, op in candidates] == ["Conv"] * 2
+    assert candidate_nodes(model, [*islands, candidates[0][0]]) == candidates[1:]

@@ -48,47 +48,40 @@ def test_a_failing_step_stops_the_demo_and_names_its_log(tmp_path):
     assert not (tmp_path / "logs" / "02-never.log").exists()
 
 
-def _calibrate(model, data, val, report, *extra):
-    """A real gated INT8 calibration: refused (exit 1) when `data` is a blank image, whose
-    ranges ruin the model."""
+def _calibrate(model, data, report, *extra):
+    """A real gated INT8 calibration on `data` (train and val); `*extra` may set a limit no
+    artifact meets (`--max-map-drop -100`), which the gate refuses with exit 1."""
     return (
         "calibrate", str(model), "--precision", "int8", "--runtime", "cpu", "--data", str(data),
-        "--images", "4", "--val", str(val), "--report", str(report), *extra,
+        "--images", "8", "--method", "minmax", "--val", str(data), "--report", str(report),
+        *extra,
     )  # fmt: skip
 
 
-@pytest.fixture()
-def blank_images(tmp_path):
-    import cv2
-    import numpy as np
-
-    folder = tmp_path / "blank"
-    folder.mkdir()
-    cv2.imwrite(str(folder / "b.png"), np.full((240, 320, 3), 114, np.uint8))
-    return folder
+UNREACHABLE = ("--max-map-drop", "-100")
 
 
-def test_a_refused_step_is_tried_again_as_planned(blob_onnx, blob_val, blank_images, tmp_path):
+def test_a_refused_step_is_tried_again_as_planned(blob_onnx, blob_val, tmp_path):
     out = tmp_path / "out"
-    argv = _calibrate(blob_onnx, blank_images, blob_val, tmp_path / "r0.json", "--out", str(out))
-    good = _calibrate(blob_onnx, blob_val, blob_val, tmp_path / "r1.json", "--out", str(out))
-    step = Step("int8", "INT8", argv, optional=True, retries=(Retry("real images", good),),
+    argv = _calibrate(blob_onnx, blob_val, tmp_path / "r0.json", *UNREACHABLE, "--out", str(out))
+    good = _calibrate(blob_onnx, blob_val, tmp_path / "r1.json", "--out", str(out))
+    step = Step("int8", "INT8", argv, optional=True, retries=(Retry("a reachable limit", good),),
                 retry_budget_s=600)  # fmt: skip
     shown = []
     (timing,) = run_steps([step], tmp_path / "logs", shown.append, echo=False)
     assert timing.outcome == "ok" and len(timing.tries) == 2
-    assert "    refused; trying again with real images" in shown
+    assert "    refused; trying again with a reachable limit" in shown
     assert not json.loads((tmp_path / "r0.json").read_text())["passed"]
     assert json.loads((tmp_path / "r1.json").read_text())["passed"]
     assert (out / "blob-int8.onnx").is_file()
 
 
 def test_a_step_refused_every_time_is_left_out_and_what_needs_it_adapts(
-    blob_onnx, blob_val, blank_images, tmp_path
+    blob_onnx, blob_val, tmp_path
 ):
     """The demo goes on: a step that needs the refused one runs its alternative, or is skipped;
     a retry budget already spent starts no more tries."""
-    refused = _calibrate(blob_onnx, blank_images, blob_val, tmp_path / "r.json")
+    refused = _calibrate(blob_onnx, blob_val, tmp_path / "r.json", *UNREACHABLE)
     inspect = ("inspect", str(blob_onnx))
     steps = [
         Step(
@@ -114,8 +107,8 @@ def test_a_step_refused_every_time_is_left_out_and_what_needs_it_adapts(
 
 
 def test_a_gate_refusal_of_a_step_that_must_pass_stops_the_demo(
-    blob_onnx, blob_val, blank_images, tmp_path
+    blob_onnx, blob_val, tmp_path
 ):
-    step = Step("int8", "INT8", _calibrate(blob_onnx, blank_images, blob_val, tmp_path / "r.json"))
+    step = Step("int8", "INT8", _calibrate(blob_onnx, blob_val, tmp_path / "r.json", *UNREACHABLE))
     with pytest.raises(JetkitError, match="exit status 1"):
         run_steps([step], tmp_path / "logs", lambda _line: None, echo=False)

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -198,7 +199,9 @@ def test_a_damaged_upload_is_refused_on_the_device_and_the_next_flash_works(bund
     assert first.returncode == 0, first.stderr
     newer = bundles("1.1.0")
     damaged = bytearray(newer.read_bytes())
-    damaged[len(damaged) // 2] ^= 0xFF  # as a flaky link would deliver it
+    with tarfile.open(newer, mode="r:") as tar:
+        largest = max(tar.getmembers(), key=lambda m: m.size)
+    damaged[largest.offset_data + largest.size // 2] ^= 0xFF  # as a flaky link would deliver it
     name = upload_name(read_index(newer))
     part = Layout(root).partial_upload(name)
     part.write_bytes(bytes(damaged))
