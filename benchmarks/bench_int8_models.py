@@ -82,6 +82,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=15, help="interleaved latency repeats")
     parser.add_argument("--modelopt-python", help="python of a venv with nvidia-modelopt[onnx]")
     parser.add_argument("--out", default="runs/bench_int8_models", help="artifact folder")
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only time FP32 against the CPU INT8 artifacts an earlier run left in --out (for a "
+        "quiet machine after a run that shared it)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     return parser.parse_args()
 
@@ -118,6 +124,33 @@ def trt_rule_errors(path: Path) -> int:
     return sum(1 for finding, _ in results if finding.severity == "error")
 
 
+def artifact_path(out_dir: Path, source: Path, label: str) -> Path:
+    return out_dir / f"{source.stem}-{label.replace(' ', '-').replace('--', '')}.onnx"
+
+
+def speed_rows(source: Path, out_dir: Path) -> list[dict[str, Any]]:
+    """FP32 and the CPU INT8 artifacts of an earlier run, for `--speed-only`."""
+    rows: list[dict[str, Any]] = [{"label": "fp32", "path": source, "runtime": "cpu"}]
+    for label, runtime, *_ in JETKIT_ROWS:
+        path = artifact_path(out_dir, source, label)
+        if runtime == "cpu" and path.is_file():
+            rows.append({"label": label, "path": path, "runtime": runtime})
+    return rows
+
+
+def time_rows(
+    rows: list[dict[str, Any]], detectors: dict[str, Detector], frame_path: Path, repeats: int
+) -> None:
+    timed = [row for row in rows if row.get("runtime") == "cpu" or row["label"] == "fp32"]
+    tensor = np.array(detectors["fp32"].preprocessor([read_image(frame_path)])[0])
+    samples = alternating_ms(
+        {row["label"]: (detectors[row["label"]].backend.infer, [tensor]) for row in timed}, repeats
+    )
+    for row in timed:
+        row["model_ms"] = median(samples[row["label"]])
+        row["speedup"] = median(samples["fp32"]) / row["model_ms"]
+
+
 def build_rows(
     source: Path,
     manifest: Manifest,
@@ -128,7 +161,7 @@ def build_rows(
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [{"label": "fp32", "path": source, "calibration_s": None}]
     for label, runtime, method, reasons, scored in JETKIT_ROWS:
-        path = out_dir / f"{source.stem}-{label.replace(' ', '-').replace('--', '')}.onnx"
+        path = artifact_path(out_dir, source, label)
         score: Callable[[Path], float] | None = map_scorer(manifest, choose) if scored else None
         started = time.perf_counter()
         options: dict[str, Any] = {} if reasons is None else {"island_reasons": reasons}
@@ -169,15 +202,7 @@ def measure(
     fp32 = rows[0]["map50_95"]
     for row in rows:
         row["drop_points"] = 100.0 * (fp32 - row["map50_95"])
-    timed = [row for row in rows if row["label"] == "fp32" or row.get("runtime") == "cpu"]
-    anchor = detectors["fp32"]
-    tensor = np.array(anchor.preprocessor([read_image(report_on[0].image_path)])[0])
-    samples = alternating_ms(
-        {row["label"]: (detectors[row["label"]].backend.infer, [tensor]) for row in timed}, repeats
-    )
-    for row in timed:
-        row["model_ms"] = median(samples[row["label"]])
-        row["speedup"] = median(samples["fp32"]) / row["model_ms"]
+    time_rows(rows, detectors, report_on[0].image_path, repeats)
 
 
 def goal(row: dict[str, Any]) -> str:
@@ -250,6 +275,8 @@ def main() -> int:
     data = load_dataset(args.data)
     images = select_images(calibration_images(args.data), args.images)
     choose, report_on = data.val[0::2], data.val[1::2]
+    if args.speed_only:
+        return speed_only(args, report_on[0].image_path)
     results = []
     for model in map(Path, args.models):
         manifest = Detector.open(model, backend_options=BACKEND_OPTIONS).manifest
@@ -280,6 +307,24 @@ def main() -> int:
         },
     }
     return finish(args, result, True)
+
+
+def speed_only(args: argparse.Namespace, frame_path: Path) -> int:
+    lines = []
+    for model in map(Path, args.models):
+        manifest = Detector.open(model, backend_options=BACKEND_OPTIONS).manifest
+        rows = speed_rows(model, Path(args.out) / model.stem)
+        detectors = {row["label"]: detector_for(row["path"], manifest) for row in rows}
+        time_rows(rows, detectors, frame_path, args.repeats)
+        name = model.name if model.stem != "model" else model.parent.name
+        lines += [[name, r["label"], f"{r['model_ms']:.2f}", f"{r['speedup']:.2f}x"] for r in rows]
+    report(
+        f"model latency only: ONNX Runtime CPU, {THREADS} threads, batch 1, medians of "
+        f"{args.repeats} interleaved repeats (goal: CPU INT8 >= {MIN_SPEEDUP}x)",
+        environment("onnxruntime", "onnx", "numpy"),
+        table(["model", "artifact", "model ms", "speed-up"], lines),
+    )
+    return 0
 
 
 if __name__ == "__main__":

@@ -146,7 +146,7 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         help="how activation ranges are chosen: auto, entropy, minmax, percentile or "
         "percentile:P. auto (default) tries entropy, percentiles 99.9/99.99/99.999 and minmax "
         "from one pass of histograms and keeps the best on --val; without --val it uses "
-        "percentile:99.99, the best on jetkit's benchmark models",
+        "percentile:99.999, the best on jetkit's benchmark models",
     )
     parser.add_argument(
         "--images",

@@ -51,7 +51,7 @@ RUNTIMES = ("tensorrt", "cpu")
 # `--method auto` without --val: the method that held accuracy best on the kit's benchmark models
 # (Ultralytics YOLOv8n and YOLO11n, a jetkit student; BENCHMARKS.md, "INT8 on the models people
 # bring").
-DEFAULT_METHOD = "percentile:99.99"
+DEFAULT_METHOD = "percentile:99.999"
 # TensorRT's calibrator whose cache header a jetkit-written cache carries, per method kind.
 TRT_ALGORITHM = {
     "entropy": "EntropyCalibration2",

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from cli_helpers import assert_user_error, jetkit
 
-from calibration.int8 import TRT_ALGORITHM
+from calibration.int8 import DEFAULT_METHOD, TRT_ALGORITHM
 from calibration.ranges import AUTO_CANDIDATES, Method
 from calibration.trt_cache import read_cache
 from edge.manifest import load_manifest
@@ -244,5 +244,5 @@ def test_monochrome_cameras_calibrate_with_allow_grayscale(blob_onnx, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     calibration = load_manifest(tmp_path / "out" / "blob-int8.json").provenance["calibration"]
-    assert calibration["method"] == "percentile:99.99"
+    assert calibration["method"] == DEFAULT_METHOD
     assert calibration["method_chosen_by"] == "default (best on jetkit's benchmark models)"
