@@ -237,6 +237,7 @@ def quantize_int8(
         chosen, scores = _choose_method(
             candidates, histograms, quantize, excluded, quantized_path, score, log
         )
+        log(f"calibration method: {chosen} ({_chosen_by(method, scores)})")
         ranges = ranges_for(histograms, chosen)
         save_ranges(ranges, ranges_path)
         quantize(excluded, quantized_path)
@@ -300,8 +301,10 @@ def _candidate_methods(method: str, can_score: bool) -> tuple[Method, ...]:
 
 def _chosen_by(method: str, scores: tuple[tuple[str, float], ...]) -> str:
     if scores:
-        return "best validation mAP50-95 of the candidates"
-    return "default (best on jetkit's benchmark models)" if method == "auto" else "--method"
+        return f"best validation mAP50-95 of {len(scores)} candidates"
+    if method == "auto":
+        return "the default, best on jetkit's benchmark models; --val chooses per model"
+    return "--method"
 
 
 def _choose_method(
@@ -316,7 +319,6 @@ def _choose_method(
     """The candidate with the best score (the first of equals, in `AUTO_CANDIDATES` order), and
     every candidate's score; a single candidate is taken unscored."""
     if len(candidates) == 1 or score is None:
-        log(f"calibration method: {candidates[0]}")
         return candidates[0], ()
     scores = []
     for method in candidates:
@@ -325,7 +327,6 @@ def _choose_method(
         scores.append((str(method), score(scratch_path)))
         log(f"  {str(method):<18} val mAP50-95 {scores[-1][1]:.4f}")
     best = max(range(len(candidates)), key=lambda i: (scores[i][1], -i))
-    log(f"calibration method: {candidates[best]} (best of {len(candidates)} on --val)")
     return candidates[best], tuple(scores)
 
 
