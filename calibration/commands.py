@@ -10,7 +10,9 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from edge.cli import stderr_log
 from edge.commands import add_manifest_overrides
@@ -26,6 +28,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     source = Path(args.model)
     if args.report and not args.val:
         raise JetkitError("--report writes the gate report: give --val too")
+    if args.qat is not None and args.precision != "int8":
+        raise JetkitError("--qat fine-tunes for INT8: use it with --precision int8")
     overrides = overrides_from_args(args)
     resolved = open_manifest(source, overrides)
     note = inferred_note(resolved)
@@ -51,6 +55,11 @@ def _calibrate(args: argparse.Namespace) -> int:
                 raise JetkitError(
                     "--precision int8 needs --data (calibration images or a data.yaml)"
                 )
+            qat = (
+                _QuantizationAware.from_args(args, source, manifest)
+                if args.qat is not None
+                else None
+            )
             images = select_images(calibration_images(args.data), args.images)
             check_calibration_images(images, args.data, allow_grayscale=args.allow_grayscale)
             score = None
@@ -71,6 +80,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                 score=score,
                 log=stderr_log,
             )
+            if qat is not None:
+                result = qat.fine_tune(args, images, artifact, result)
             write_cache(
                 trt_cache_from(result, args.cache_tensorrt_version), staging / f"{name}.cache"
             )
@@ -103,6 +114,117 @@ def _calibrate(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return 0
+
+
+@dataclass(frozen=True)
+class _QuantizationAware:
+    """`--qat`: the trainer's fine-tuning (found through the `jetkit.qat` entry point, so
+    calibration imports neither it nor torch), checked before any calibration is spent."""
+
+    trainer: Any  # the module `trainer.qat`
+    config: Any  # its QatConfig
+    checkpoint: Path
+    source: Path
+    manifest: Any
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, source: Path, manifest: Any) -> _QuantizationAware:
+        if args.data is None or not Path(args.data).is_file():
+            raise JetkitError(
+                f"--qat fine-tunes on labelled images: --data must be a data.yaml, got {args.data}"
+            )
+        trainer = _qat_trainer()
+        config = trainer.QatConfig(epochs=args.qat, lr=args.qat_lr, batch=args.qat_batch)
+        return cls(
+            trainer, config, _qat_checkpoint(args.checkpoint, manifest, source), source, manifest
+        )
+
+    def fine_tune(
+        self, args: argparse.Namespace, images: list[Path], artifact: Path, ptq: Any
+    ) -> Any:
+        """Fine-tune from the PTQ artifact's quantization, then write the fine-tuned model over
+        it with the same ranges, method and float nodes."""
+        import tempfile
+
+        import onnx
+
+        from calibration.artifacts import load_source_model
+        from calibration.cpu_graph import default_opset
+        from calibration.int8 import quantize_int8
+        from calibration.qat_plan import conv_fake_quants
+
+        source_model = load_source_model(self.source)
+        plans = conv_fake_quants(onnx.load(str(artifact)), source_model)
+        stderr_log(
+            f"quantization-aware fine-tuning of {len(plans)} INT8 convolutions for "
+            f"{self.config.epochs} epoch(s) from {self.checkpoint}"
+        )
+        with tempfile.TemporaryDirectory(prefix="jetkit-qat-") as scratch:
+            tuned = Path(scratch) / "qat-fp32.onnx"
+            record = self.trainer.fine_tune(
+                checkpoint=self.checkpoint,
+                data=args.data,
+                plans=plans,
+                manifest=self.manifest,
+                opset=default_opset(source_model),
+                node_names=[node.name for node in source_model.graph.node],
+                out=tuned,
+                config=self.config,
+                log=stderr_log,
+            )
+            return quantize_int8(
+                tuned,
+                self.manifest,
+                images,
+                artifact,
+                runtime=args.runtime,
+                method=str(ptq.method),
+                exclude=ptq.excluded,
+                ranges=ptq.ranges,
+                provenance={"qat": record},
+                derived_from=self.source,
+                log=stderr_log,
+            )
+
+
+def _qat_trainer() -> Any:
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="jetkit.qat"):
+        try:
+            return entry.load()
+        except ImportError as exc:
+            raise JetkitError(
+                f"--qat fine-tunes in torch, and {exc.name} is not installed here: "
+                "pip install 'jetkit[train]'"
+            ) from None
+    raise JetkitError("--qat needs jetkit's trainer: pip install 'jetkit[train]'")
+
+
+def _qat_checkpoint(given: str | None, manifest: Any, source: Path) -> Path:
+    """`--checkpoint`, else the one the manifest records (`jetkit export`), looked for as
+    recorded and beside the model."""
+    if given:
+        if not Path(given).is_file():
+            raise JetkitError(f"--checkpoint {given} does not exist")
+        return Path(given)
+    recorded = manifest.provenance.get("checkpoint")
+    if not recorded:
+        raise JetkitError(
+            f"{source} records no training checkpoint (QAT fine-tunes jetkit students): pass "
+            "--checkpoint best.pt"
+        )
+    for candidate in (
+        Path(recorded),
+        source.parent / recorded,
+        source.parent / Path(recorded).name,
+    ):
+        if candidate.is_file():
+            return candidate
+    raise JetkitError(
+        f"the checkpoint {recorded} that {source} was exported from is not found: pass "
+        "--checkpoint best.pt"
+    )
 
 
 def _check_tensorrt_rules(artifact: Path) -> None:
@@ -169,6 +291,25 @@ def register_calibrate(subparsers: argparse._SubParsersAction) -> None:
         "the raw outputs most: each in float in turn, re-quantized from the same ranges and run "
         "on 8 of the images. Costs about a second per layer (a minute for a 60-conv model) and "
         "the chosen layers run in float (default 0)",
+    )
+    parser.add_argument(
+        "--qat",
+        type=int,
+        metavar="EPOCHS",
+        help="then fine-tune a jetkit student for EPOCHS with INT8 fake quantization from the "
+        "calibrated ranges (torch; --data must be its data.yaml) and write it in the same Q/DQ "
+        "layout: for a student whose PTQ the gate refuses",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help="with --qat: the training checkpoint of the model (default: the one its manifest "
+        "records)",
+    )
+    parser.add_argument(
+        "--qat-lr", type=float, default=1e-4, help="with --qat: learning rate (default 1e-4)"
+    )
+    parser.add_argument(
+        "--qat-batch", type=int, default=16, help="with --qat: batch size (default 16)"
     )
     parser.add_argument(
         "--cache-tensorrt-version",

@@ -18,12 +18,13 @@ import contextlib
 import io
 import logging
 import tempfile
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from calibration.artifacts import derived_manifest, load_source_model, write_artifact
+from calibration.cpu_graph import decompose_float_softmax
 from calibration.data import CalibrationBatches, calibration_digest
 from calibration.islands import (
     REASONS,
@@ -43,7 +44,7 @@ from calibration.ranges import (
 from calibration.sensitivity import AutoExclusion, auto_exclude_nodes, check_auto_exclude
 from calibration.trt_cache import CalibrationCache
 from calibration.trt_rules.graph import GraphView, artifact_kind_of
-from calibration.trt_rules.qdq import WEIGHTED_OPS, tensorrt_qdq_nodes
+from calibration.trt_rules.qdq import WEIGHTED_OPS, detach_partial_concat_qdq, tensorrt_qdq_nodes
 from edge.errors import JetkitError
 from edge.manifest import Manifest
 
@@ -63,12 +64,17 @@ TRT_ALGORITHM = {
 @dataclass(frozen=True)
 class Int8Result:
     manifest: Manifest
-    amax: dict[str, float]  # per calibrated tensor: max(|lowest|, |highest|)
+    ranges: dict[str, tuple[float, float]]  # per calibrated tensor: (lowest, highest)
     excluded: tuple[str, ...]  # every node kept in float: islands, --exclude, auto-excluded
     method: Method  # the calibration method used
     islands: tuple[FloatIsland, ...] = ()
     method_scores: tuple[tuple[str, float], ...] = ()  # (method, val mAP50-95) when chosen
     auto_exclusion: AutoExclusion | None = None
+
+    @property
+    def amax(self) -> dict[str, float]:
+        """Per calibrated tensor: max(|lowest|, |highest|), what TensorRT's cache holds."""
+        return {name: max(abs(low), abs(high)) for name, (low, high) in self.ranges.items()}
 
 
 def check_quantizable(view: GraphView, path: Path) -> None:
@@ -150,17 +156,19 @@ class _QdqWriter:
                 calibration_cache_path=str(self.ranges_path),
                 **placement,
             )
-        if self.runtime == "tensorrt":
-            _detach_partial_concat_qdq(out)
+        _rewrite(
+            out,
+            detach_partial_concat_qdq if self.runtime == "tensorrt" else decompose_float_softmax,
+        )
 
 
-def _detach_partial_concat_qdq(path: Path) -> None:
+def _rewrite(path: Path, rewrite: Callable[[Any], int]) -> None:
+    """Applies `rewrite` (a change in place returning how many places changed) to the model
+    at `path`, saving it only if something changed."""
     import onnx
 
-    from calibration.trt_rules.qdq import detach_partial_concat_qdq
-
     model = onnx.load(str(path))
-    if detach_partial_concat_qdq(model):
+    if rewrite(model):
         onnx.save(model, str(path))
 
 
@@ -194,6 +202,9 @@ def quantize_int8(
     auto_exclude_images: int = 8,
     score: Callable[[Path], float] | None = None,
     island_reasons: Collection[str] = tuple(REASONS),
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    derived_from: Path | None = None,
     log: Callable[[str], None] = lambda _message: None,
 ) -> Int8Result:
     """Histogram every tensor once, then quantize with the float islands of `island_reasons`
@@ -202,12 +213,18 @@ def quantize_int8(
     → its validation mAP50-95) when given, else uses `DEFAULT_METHOD`. With `auto_exclude`
     N > 0 up to N more nodes, those whose quantization moves the outputs most (measured on
     `auto_exclude_images` of the images), stay in float; each node ranked costs a
-    re-quantization from the same ranges and a few inferences."""
+    re-quantization from the same ranges and a few inferences.
+
+    `ranges` (tensor → (lowest, highest)) replaces calibration: no images are run and `method`
+    names where they came from (quantization-aware fine-tuning writes its model with the ranges
+    its fake quantization used). `provenance` is added to the artifact's calibration record, and
+    `derived_from` recorded as its source instead of `source_path` (the FP32 model a fine-tuned
+    `source_path` came from)."""
     import onnx
 
     if runtime not in RUNTIMES:
         raise JetkitError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    candidates = _candidate_methods(method, score is not None)
+    candidates = _candidate_methods(method, score is not None and ranges is None)
     check_auto_exclude(auto_exclude, manifest.output.format)
     source_path, out_path = Path(source_path), Path(out_path)
     model = load_source_model(source_path)
@@ -225,20 +242,23 @@ def quantize_int8(
         log(line)
     excluded = tuple(dict.fromkeys([*(i.node for i in found_islands), *exclude]))
     batches = CalibrationBatches(list(image_paths), manifest, batch=1)
-    log(f"calibrating on {len(batches.paths)} images ({runtime})")
+    if ranges is None:
+        log(f"calibrating on {len(batches.paths)} images ({runtime})")
     with tempfile.TemporaryDirectory(prefix="jetkit-int8-") as scratch:
         named = Path(scratch) / "source.onnx"
         onnx.save(model, str(named))
-        histograms = collect_histograms(named, batches, manifest.input.name)
         ranges_path = Path(scratch) / "ranges.json"
         quantized_path = Path(scratch) / "int8.onnx"
         tensorrt_nodes = tuple(tensorrt_qdq_nodes(view, ())) if runtime == "tensorrt" else ()
         quantize = _QdqWriter(named, ranges_path, runtime, tensorrt_nodes)
-        chosen, scores = _choose_method(
-            candidates, histograms, quantize, excluded, quantized_path, score, log
-        )
-        log(f"calibration method: {chosen} ({_chosen_by(method, scores)})")
-        ranges = ranges_for(histograms, chosen)
+        chosen, scores = candidates[0], ()
+        if ranges is None:
+            histograms = collect_histograms(named, batches, manifest.input.name)
+            chosen, scores = _choose_method(
+                candidates, histograms, quantize, excluded, quantized_path, score, log
+            )
+            log(f"calibration method: {chosen} ({_chosen_by(method, scores)})")
+            ranges = ranges_for(histograms, chosen)
         save_ranges(ranges, ranges_path)
         quantize(excluded, quantized_path)
         auto_exclusion = None
@@ -257,10 +277,9 @@ def quantize_int8(
             )
             excluded = (*excluded, *auto_exclusion.nodes)
         quantized = onnx.load(str(quantized_path))
-    amax = {name: max(abs(low), abs(high)) for name, (low, high) in ranges.items()}
     target = derived_manifest(
         manifest,
-        source_path,
+        derived_from or source_path,
         out_path,
         "onnx-int8-qdq",
         "int8",
@@ -275,12 +294,13 @@ def quantize_int8(
                 "float_islands": [island.to_dict() for island in found_islands],
                 "excluded_nodes": list(excluded),
                 **_auto_exclusion_provenance(auto_exclusion),
+                **(provenance or {}),
             }
         },
     )
     return Int8Result(
         write_artifact(quantized, target, out_path),
-        amax,
+        dict(ranges),
         excluded,
         chosen,
         found_islands,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from edge.errors import JetkitError
 from edge.images import read_image
@@ -116,6 +117,35 @@ def parity_inputs(image_paths: Sequence[Path], manifest: Manifest, count: int = 
     return batch.copy()
 
 
+def export_proto(
+    model: nn.Module,
+    input_hw: tuple[int, int],
+    dynamic_batch: bool,
+    max_batch: int,
+    opset: int,
+    scratch: Path,
+) -> Any:
+    """`model` (in eval mode) as jetkit exports it: traced at `input_hw`, simplified by
+    onnxslim; `scratch` is a file the tracer writes (overwritten). Returns the ModelProto."""
+    import onnx
+    import onnxslim
+
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.zeros(2 if dynamic_batch else max_batch, 3, *input_hw),),
+            str(scratch),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
+            if dynamic_batch
+            else None,
+            opset_version=opset,
+            dynamo=False,
+        )
+    return onnxslim.slim(onnx.load(str(scratch)))
+
+
 def export_checkpoint(
     checkpoint_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -127,9 +157,6 @@ def export_checkpoint(
     tolerance: float = 1e-4,
     log: Callable[[str], None] = lambda _message: None,
 ) -> ExportResult:
-    import onnx
-    import onnxslim
-
     from edge.backends.onnxruntime import load_session
     from edge.models import file_sha256
 
@@ -152,23 +179,9 @@ def export_checkpoint(
         onnx_path.name,
         str(checkpoint_path),  # type: ignore[arg-type]
     )
-    example_batch = 2 if dynamic_batch else max_batch
     tmp_onnx = out_dir / f".model.onnx.tmp-{os.getpid()}"
     try:
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (torch.zeros(example_batch, 3, *input_hw),),
-                str(tmp_onnx),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
-                if dynamic_batch
-                else None,
-                opset_version=opset,
-                dynamo=False,
-            )
-        proto = onnxslim.slim(onnx.load(str(tmp_onnx)))
+        proto = export_proto(model, input_hw, dynamic_batch, max_batch, opset, tmp_onnx)
         embed_manifest(proto, manifest)
         tmp_onnx.write_bytes(proto.SerializeToString())
         log(f"exported {manifest.input.shape} → {OUTPUT_NAME} (opset {opset}, onnxslim)")

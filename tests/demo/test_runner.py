@@ -106,9 +106,7 @@ def test_a_step_refused_every_time_is_left_out_and_what_needs_it_adapts(
     assert "[2/3] bench it: skipped, int8 was refused" in shown
 
 
-def test_a_gate_refusal_of_a_step_that_must_pass_stops_the_demo(
-    blob_onnx, blob_val, tmp_path
-):
+def test_a_gate_refusal_of_a_step_that_must_pass_stops_the_demo(blob_onnx, blob_val, tmp_path):
     step = Step("int8", "INT8", _calibrate(blob_onnx, blob_val, tmp_path / "r.json", *UNREACHABLE))
     with pytest.raises(JetkitError, match="exit status 1"):
         run_steps([step], tmp_path / "logs", lambda _line: None, echo=False)

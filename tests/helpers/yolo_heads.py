@@ -18,6 +18,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edge.manifest import InputSpec, Manifest, OutputSpec
+
 STYLES = ("v8-split", "v8-separate", "yolov5", "yolox")
 REG_MAX = 4
 CLASSES = 2
@@ -49,6 +51,15 @@ class _Builder:
 
     def shape(self, name: str, dims: list[int]) -> str:
         return self.const(name, np.array(dims, dtype=np.int64))
+
+
+def head_manifest(style: str) -> Manifest:
+    """The manifest of `yolo_head(style)`."""
+    return Manifest(
+        input=InputSpec(shape=(1, 3, SIZE, SIZE)),
+        output=OutputSpec(format="yolov8" if style.startswith("v8") else style, strides=STRIDES),
+        classes=tuple("ab"[:CLASSES]),
+    )
 
 
 def yolo_head(style: str) -> onnx.ModelProto:
