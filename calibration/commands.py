@@ -10,9 +10,7 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from edge.cli import stderr_log
 from edge.commands import add_manifest_overrides
@@ -55,11 +53,11 @@ def _calibrate(args: argparse.Namespace) -> int:
                 raise JetkitError(
                     "--precision int8 needs --data (calibration images or a data.yaml)"
                 )
-            qat = (
-                _QuantizationAware.from_args(args, source, manifest)
-                if args.qat is not None
-                else None
-            )
+            qat = None
+            if args.qat is not None:
+                from calibration.qat import QuantizationAware
+
+                qat = QuantizationAware.from_args(args, source, manifest)
             images = select_images(calibration_images(args.data), args.images)
             check_calibration_images(images, args.data, allow_grayscale=args.allow_grayscale)
             score = None
@@ -104,7 +102,8 @@ def _calibrate(args: argparse.Namespace) -> int:
                 print(
                     f"jetkit: refused: {name} loses {report.map_drop:.2f} mAP50-95 points "
                     f"(limit {args.max_map_drop:.2f}); nothing written. Calibrate on images like "
-                    "the deployment's, try --method, --exclude or --auto-exclude, or raise --max-map-drop",
+                    "the deployment's, try --method, --exclude or --auto-exclude, fine-tune a jetkit "
+                    "student with --qat 2, or raise --max-map-drop",
                     file=sys.stderr,
                 )
                 return 1
@@ -114,117 +113,6 @@ def _calibrate(args: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return 0
-
-
-@dataclass(frozen=True)
-class _QuantizationAware:
-    """`--qat`: the trainer's fine-tuning (found through the `jetkit.qat` entry point, so
-    calibration imports neither it nor torch), checked before any calibration is spent."""
-
-    trainer: Any  # the module `trainer.qat`
-    config: Any  # its QatConfig
-    checkpoint: Path
-    source: Path
-    manifest: Any
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace, source: Path, manifest: Any) -> _QuantizationAware:
-        if args.data is None or not Path(args.data).is_file():
-            raise JetkitError(
-                f"--qat fine-tunes on labelled images: --data must be a data.yaml, got {args.data}"
-            )
-        trainer = _qat_trainer()
-        config = trainer.QatConfig(epochs=args.qat, lr=args.qat_lr, batch=args.qat_batch)
-        return cls(
-            trainer, config, _qat_checkpoint(args.checkpoint, manifest, source), source, manifest
-        )
-
-    def fine_tune(
-        self, args: argparse.Namespace, images: list[Path], artifact: Path, ptq: Any
-    ) -> Any:
-        """Fine-tune from the PTQ artifact's quantization, then write the fine-tuned model over
-        it with the same ranges, method and float nodes."""
-        import tempfile
-
-        import onnx
-
-        from calibration.artifacts import load_source_model
-        from calibration.cpu_graph import default_opset
-        from calibration.int8 import quantize_int8
-        from calibration.qat_plan import conv_fake_quants
-
-        source_model = load_source_model(self.source)
-        plans = conv_fake_quants(onnx.load(str(artifact)), source_model)
-        stderr_log(
-            f"quantization-aware fine-tuning of {len(plans)} INT8 convolutions for "
-            f"{self.config.epochs} epoch(s) from {self.checkpoint}"
-        )
-        with tempfile.TemporaryDirectory(prefix="jetkit-qat-") as scratch:
-            tuned = Path(scratch) / "qat-fp32.onnx"
-            record = self.trainer.fine_tune(
-                checkpoint=self.checkpoint,
-                data=args.data,
-                plans=plans,
-                manifest=self.manifest,
-                opset=default_opset(source_model),
-                node_names=[node.name for node in source_model.graph.node],
-                out=tuned,
-                config=self.config,
-                log=stderr_log,
-            )
-            return quantize_int8(
-                tuned,
-                self.manifest,
-                images,
-                artifact,
-                runtime=args.runtime,
-                method=str(ptq.method),
-                exclude=ptq.excluded,
-                ranges=ptq.ranges,
-                provenance={"qat": record},
-                derived_from=self.source,
-                log=stderr_log,
-            )
-
-
-def _qat_trainer() -> Any:
-    from importlib.metadata import entry_points
-
-    for entry in entry_points(group="jetkit.qat"):
-        try:
-            return entry.load()
-        except ImportError as exc:
-            raise JetkitError(
-                f"--qat fine-tunes in torch, and {exc.name} is not installed here: "
-                "pip install 'jetkit[train]'"
-            ) from None
-    raise JetkitError("--qat needs jetkit's trainer: pip install 'jetkit[train]'")
-
-
-def _qat_checkpoint(given: str | None, manifest: Any, source: Path) -> Path:
-    """`--checkpoint`, else the one the manifest records (`jetkit export`), looked for as
-    recorded and beside the model."""
-    if given:
-        if not Path(given).is_file():
-            raise JetkitError(f"--checkpoint {given} does not exist")
-        return Path(given)
-    recorded = manifest.provenance.get("checkpoint")
-    if not recorded:
-        raise JetkitError(
-            f"{source} records no training checkpoint (QAT fine-tunes jetkit students): pass "
-            "--checkpoint best.pt"
-        )
-    for candidate in (
-        Path(recorded),
-        source.parent / recorded,
-        source.parent / Path(recorded).name,
-    ):
-        if candidate.is_file():
-            return candidate
-    raise JetkitError(
-        f"the checkpoint {recorded} that {source} was exported from is not found: pass "
-        "--checkpoint best.pt"
-    )
 
 
 def _check_tensorrt_rules(artifact: Path) -> None:

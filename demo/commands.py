@@ -101,7 +101,8 @@ def register_demo(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         metavar="POINTS",
         help="the FP16/INT8 accuracy gate: largest mAP50-95 loss against FP32 (default 1.0). A "
-        "refused INT8 artifact is tried again (--auto-exclude 6) for up to 5 minutes; "
+        "refused INT8 artifact is tried again after quantization-aware fine-tuning (--qat 2) "
+        "within 5 minutes; "
         "what is still refused is left out, and the device gets what passed",
     )
     parser.add_argument(

@@ -60,7 +60,7 @@ def test_a_refusal_is_a_result_the_demo_shows_and_goes_past(demo_out):
     # INT8 was tried as the refusal advises (each try's gate report kept), FP16 once.
     assert summary["refused"]["int8"]["tries"] == 2 and summary["refused"]["fp16"]["tries"] == 1
     assert len(list((out / "results").glob("gate-int8*.json"))) == 2
-    assert "refused; trying again with 6 most sensitive layers in float" in result.stderr
+    assert "refused; trying again with 2 epochs of quantization-aware fine-tuning" in result.stderr
     assert "bench of the INT8 artifact: skipped, int8 was refused" in result.stderr
     assert "refused by the accuracy gate: loses" in result.stdout
     # The release the device got holds what passed (FP32 only), and runs.

@@ -54,7 +54,7 @@ def test_a_refused_artifact_is_tried_again_then_left_out(tmp_path):
         assert by_key[f"bench-{gated}"].needs == gated and by_key[f"bench-{gated}"].instead is None
     int8 = by_key["int8"]
     assert [r.argv[len(int8.argv) - 2 :] for r in int8.retries] == [
-        ("--auto-exclude", "6", "--report", str(paths.try_report("int8", 1))),
+        ("--qat", "2", "--report", str(paths.try_report("int8", 1))),
     ]
     assert all(r.argv[: len(int8.argv) - 2] == int8.argv[:-2] for r in int8.retries)
     assert 0 < int8.retry_budget_s <= 600
