@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import assert_user_error, jetkit
+from cli_helpers import assert_user_error, jetkit, popen_interruptible
 from deploy_helpers import install_only
 from net_helpers import free_port
 
@@ -225,7 +225,7 @@ def test_a_flash_killed_during_its_commit_still_ends_checked_on_the_device(
     assert _flash(bundles("1.0.0"), root).returncode == 0
     daemon = daemon_for(root)
     daemon.start()
-    process = subprocess.Popen(
+    process = popen_interruptible(
         _flash_command(bundles("1.1.0"), root, daemon), stderr=subprocess.PIPE
     )
     layout = Layout(root)
@@ -253,7 +253,7 @@ def test_ctrl_c_during_the_commit_waits_for_the_device_to_finish(bundles, daemon
     assert _flash(bundles("1.0.0"), root).returncode == 0
     daemon = daemon_for(root)
     daemon.start()
-    process = subprocess.Popen(
+    process = popen_interruptible(
         _flash_command(bundles("1.1.0"), root, daemon),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import pytest
-from cli_helpers import assert_user_error, jetkit
+from cli_helpers import assert_user_error, jetkit, popen_interruptible
 
 from edge.samples import draw_blob_scene
 from edge.sources import gstreamer_available
@@ -89,7 +89,7 @@ def test_a_video_file_and_a_synthetic_camera_at_once(blob_onnx, scenes_video, tm
 
 def test_ctrl_c_ends_a_live_run_with_the_table(blob_onnx, tmp_path):
     script = Path(sys.executable).with_name("jetkit")
-    process = subprocess.Popen(
+    process = popen_interruptible(
         [script, "run", "test://?fps=30", "--model", str(blob_onnx), "--log-interval", "0.2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -3,6 +3,7 @@ mistake comes back as one line `jetkit: error: …` with exit status 2 and no tr
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,12 @@ def assert_user_error(result, *fragments, progress=False):
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[-1], lines[-1]
+
+
+def popen_interruptible(args, **kwargs) -> subprocess.Popen:
+    """`subprocess.Popen` for a command the test will Ctrl-C: SIGINT back to its default in the
+    child, as in a terminal. A test run started as a background job (`cmd &`) has SIGINT
+    ignored, the child inherits that, and Python then never raises KeyboardInterrupt."""
+    return subprocess.Popen(
+        args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs
+    )
