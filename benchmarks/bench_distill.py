@@ -90,7 +90,7 @@ def measure(
 ) -> dict:
     checkpoint = load_checkpoint(best)
     model = model_from_checkpoint(checkpoint)
-    val = load_dataset(data).val
+    val = load_dataset(data, splits=("val",)).val
     exported = export_checkpoint(best, best.parent / "onnx", [s.image_path for s in val])
     detector = Detector.open(exported.onnx_path, **EVAL_THRESHOLDS.detector_options())
     result = evaluate_detector(detector, val)

@@ -65,7 +65,7 @@ def _calibrate(args: argparse.Namespace) -> int:
                 from calibration.gate import map_scorer
                 from edge.datasets import load_dataset
 
-                score = map_scorer(manifest, load_dataset(args.val).val)
+                score = map_scorer(manifest, load_dataset(args.val, splits=("val",)).val)
             result = quantize_int8(
                 source,
                 manifest,
@@ -90,7 +90,11 @@ def _calibrate(args: argparse.Namespace) -> int:
             from edge.datasets import load_dataset
 
             report = run_gate(
-                source, artifact, load_dataset(args.val).val, args.max_map_drop, overrides
+                source,
+                artifact,
+                load_dataset(args.val, splits=("val",)).val,
+                args.max_map_drop,
+                overrides,
             )
             print(report.describe(), file=sys.stderr)
             report_text = json.dumps(report.to_dict(), indent=2)

@@ -20,7 +20,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Generator
+from collections.abc import Collection, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,9 +79,13 @@ class DetectionSet:
     report: dict[str, int]
 
 
-def load_dataset(path: str | os.PathLike[str]) -> DetectionSet:
+def load_dataset(path: str | os.PathLike[str], splits: Collection[str] = _SPLITS) -> DetectionSet:
     """Load a YOLO `data.yaml` (or a folder holding one) or a COCO instances `.json` (which
-    becomes the `val` split, with an empty `train`)."""
+    becomes the `val` split, with an empty `train`). Only `splits` are read (the others are
+    left empty, and may be missing or unlabelled): evaluating `val` does not need `train`."""
+    unknown = set(splits) - set(_SPLITS)
+    if unknown or not splits:
+        raise ValueError(f"splits must be some of {_SPLITS}, got {tuple(splits)}")
     path = Path(path)
     if path.is_dir():
         if not (path / "data.yaml").is_file():
@@ -98,18 +102,19 @@ def load_dataset(path: str | os.PathLike[str]) -> DetectionSet:
         return DetectionSet(names, (), tuple(val), path, _report(counts, 0, len(val)))
     config = _read_yaml(path)
     root = _dataset_root(config, path)
-    entries = {split: _split_entries(config, split, root, path) for split in _SPLITS}
+    wanted = [split for split in _SPLITS if split in splits]
+    entries = {split: _split_entries(config, split, root, path) for split in wanted}
     names = _yaml_names(config, path)
     if not names and any(e.suffix.lower() != ".json" for es in entries.values() for e in es):
         raise JetkitError(
             f"{path} has no `names`: list the class names in class id order, "
             "e.g. `names: [person, car]`"
         )
-    splits: dict[str, list[Sample]] = {}
-    for split in _SPLITS:
-        names, splits[split] = _load_split(split, entries[split], root, path, names, counts)
-    report = _report(counts, len(splits["train"]), len(splits["val"]))
-    return DetectionSet(names, tuple(splits["train"]), tuple(splits["val"]), path, report)
+    loaded: dict[str, list[Sample]] = {split: [] for split in _SPLITS}
+    for split in wanted:
+        names, loaded[split] = _load_split(split, entries[split], root, path, names, counts)
+    report = _report(counts, len(loaded["train"]), len(loaded["val"]))
+    return DetectionSet(names, tuple(loaded["train"]), tuple(loaded["val"]), path, report)
 
 
 def summarize(ds: DetectionSet) -> str:

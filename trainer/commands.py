@@ -243,7 +243,7 @@ def _eval(args: argparse.Namespace) -> int:
     from edge.datasets import load_dataset
     from edge.evaluate import format_table
 
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, splits=(args.split,))
     samples = dataset.val if args.split == "val" else dataset.train
     model_path = Path(args.model)
     if model_path.suffix in (".pt", ".pth") or model_path.is_dir():
@@ -317,7 +317,7 @@ def _parity_images(args: argparse.Namespace) -> list[Path]:
         )
     from edge.datasets import load_dataset
 
-    return [sample.image_path for sample in load_dataset(data).val]
+    return [sample.image_path for sample in load_dataset(data, splits=("val",)).val]
 
 
 def _export(args: argparse.Namespace) -> int:

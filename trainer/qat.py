@@ -192,7 +192,7 @@ def fine_tune(
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     weights = load_checkpoint(checkpoint)
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, splits=("train",))
     if list(dataset.names) != list(weights["names"]):
         raise JetkitError(
             f"{data} names classes {list(dataset.names)}, the checkpoint {list(weights['names'])}: "

@@ -295,3 +295,22 @@ def test_clean_boxes_keeps_first_of_duplicates_and_clips_to_the_image():
     kept, class_ids, duplicates, clipped = clean_boxes(xyxy, np.array([0, 0, 0, 1]), (8, 8))
     np.testing.assert_array_equal(kept, [[0, 0, 8, 8], [1, 1, 2, 2], [1, 1, 2, 2]])
     assert class_ids.tolist() == [0, 0, 1] and (duplicates, clipped) == (1, 1)
+
+
+def test_only_the_splits_asked_for_are_read(tmp_path):
+    """Evaluating `val` does not need the training labels: a set whose `train` images are not
+    labelled yet (or that names no `train` at all) still evaluates."""
+    yolo_set(tmp_path)
+    for label in (tmp_path / "labels/train").iterdir():
+        label.unlink()
+    with pytest.raises(JetkitError, match="`train` images .* has a label file"):
+        load_dataset(tmp_path / "data.yaml")
+    ds = load_dataset(tmp_path / "data.yaml", splits=("val",))
+    assert ds.train == () and list(by_name(ds.val)) == ["one.jpg"]
+    assert ds.report["train_images"] == 0 and ds.report["val_images"] == 1
+    write_text(tmp_path / "data.yaml", "path: .\nval: images/val\nnames: [person, car, dog]\n")
+    assert len(load_dataset(tmp_path / "data.yaml", splits=("val",)).val) == 1
+    with pytest.raises(JetkitError, match="has no `train` split"):
+        load_dataset(tmp_path / "data.yaml", splits=("train",))
+    with pytest.raises(ValueError, match="splits must be some of"):
+        load_dataset(tmp_path / "data.yaml", splits=("test",))

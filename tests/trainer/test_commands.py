@@ -79,6 +79,23 @@ def test_eval_of_a_model_for_other_classes_is_refused(tiny_data, blob_onnx):
     assert_user_error(jetkit("eval", blob_onnx, "--data", tiny_data), "red", "classes")
 
 
+def test_eval_reads_only_the_split_it_evaluates(blob_onnx, blob_val, tmp_path):
+    """A data set whose training images are not labelled yet still evaluates on `val`."""
+    unlabelled = tmp_path / "unlabelled" / "images"
+    unlabelled.mkdir(parents=True)
+    for image in sorted((blob_val.parent / "images").iterdir())[:2]:
+        (unlabelled / image.name).write_bytes(image.read_bytes())
+    data = tmp_path / "data.yaml"
+    names = blob_val.read_text().split("names:", 1)[1]
+    data.write_text(
+        f"train: {unlabelled}\nval: {blob_val.parent / 'images'}\nnames:{names}", encoding="utf-8"
+    )
+    result = jetkit("eval", blob_onnx, "--data", data, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["map50_95"] > 0.5
+    assert_user_error(jetkit("eval", blob_onnx, "--data", data, "--split", "train"), "label file")
+
+
 def test_nproc_is_removed_from_the_command_torchrun_repeats():
     assert strip_option(["train", "--nproc", "2", "--data", "d"], "--nproc") == [
         "train",
