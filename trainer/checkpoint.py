@@ -20,7 +20,7 @@ from torch import nn
 from edge.atomic import write_bytes_atomic
 from edge.errors import JetkitError
 from edge.manifest import PreprocessSpec
-from trainer.model import DetectionModel, ModelConfig
+from trainer.model import UNCAPPED, DetectionModel, ModelConfig
 
 CHECKPOINT_FORMAT = "jetkit.checkpoint/1"
 
@@ -64,7 +64,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def model_config_of(checkpoint: dict[str, Any]) -> ModelConfig:
-    return ModelConfig(**checkpoint["model"])
+    """The checkpoint's model. Its width and depth are stored, so a size whose multipliers
+    changed since still loads as trained; one written before channel caps was uncapped."""
+    return ModelConfig(**{"max_channels": UNCAPPED, **checkpoint["model"]})
 
 
 def preprocess_of(checkpoint: dict[str, Any]) -> PreprocessSpec:

@@ -20,7 +20,12 @@ from edge.errors import JetkitError
 
 def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="data.yaml (YOLO format or COCO json splits), or its folder")
-    parser.add_argument("--model", default="n", help="size of the detector family: n, s, m, l")
+    parser.add_argument(
+        "--model",
+        default="n",
+        help="size of the detector family: n, s, m, l at the compute of YOLOv8n/s/m/l, or t, "
+        "a quarter of n (default n)",
+    )
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--imgsz", type=int, default=320, help="square input size, multiple of 32")
     parser.add_argument("--batch", type=int, default=16, help="images per step, over all processes")

@@ -1,5 +1,6 @@
 """The jetkit detector family: a CSP backbone, a PAN neck over P3–P5 and an anchor-free decoupled
-head, scaled by width/depth multipliers into sizes (`n`, `s`, `m`, `l`).
+head, scaled by width/depth multipliers and a channel cap into sizes: `n`, `s`, `m`, `l` at YOLOv8n/s/m/l's,
+and a smaller `t`.
 
 In eval mode the model returns the manifest's `yolov8` layout, `(B, 4+C, N)`: `cx, cy, w, h` in
 input pixels, then sigmoid class scores, anchors ordered P3, P4, P5 row-major — the same tensor the
@@ -19,22 +20,25 @@ from torch.nn import functional as F  # noqa: N812
 
 from edge.errors import JetkitError
 
-# size: (width multiplier, depth multiplier). Each size doubles the width of the one below (about
-# 4x the parameters and FLOPs) and adds depth, so `n` has under 1/4 of `s` (0.75 M against
-# 3.9 M parameters): the edge student and its teacher on a CPU-sized budget. `l` is YOLOv8-l-wide.
-SIZES: dict[str, tuple[float, float]] = {
-    "n": (0.125, 0.34),
-    "s": (0.25, 0.50),
-    "m": (0.50, 0.67),
-    "l": (1.00, 1.00),
+# size: (width multiplier, depth multiplier, channel cap). `n`, `s`, `m`, `l` are YOLOv8n/s/m/l's
+# (its yolov8.yaml: the same multipliers and caps, so the same compute as users know it);
+# `t` (0.75 M parameters) is smaller, for CPU demos and the tightest Jetsons.
+SIZES: dict[str, tuple[float, float, int]] = {
+    "t": (0.125, 0.34, 1024),
+    "n": (0.25, 0.33, 1024),
+    "s": (0.50, 0.33, 1024),
+    "m": (0.75, 0.67, 768),
+    "l": (1.00, 1.00, 512),
 }
+# Checkpoints written before sizes had channel caps were uncapped.
+UNCAPPED = 1024
 STRIDES = (8, 16, 32)
 _BASE_CHANNELS = (64, 128, 256, 512, 1024)  # stem, P2, P3, P4, P5 at width 1.0
 _BASE_DEPTHS = (3, 6, 6, 3)  # CSP blocks in the P2..P5 stages at depth 1.0
 
 
-def _channels(base: int, width: float) -> int:
-    return max(8, int(math.ceil(base * width / 8) * 8))
+def _channels(base: int, width: float, max_channels: int = UNCAPPED) -> int:
+    return max(8, int(math.ceil(min(base, max_channels) * width / 8) * 8))
 
 
 def _depth(base: int, depth: float) -> int:
@@ -43,12 +47,14 @@ def _depth(base: int, depth: float) -> int:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One member of the family: its size name and multipliers, and the class count."""
+    """One member of the family: its size name, multipliers and channel cap (0: the size's),
+    and the class count."""
 
     num_classes: int
     size: str = "n"
     width: float = 0.0
     depth: float = 0.0
+    max_channels: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
@@ -59,16 +65,23 @@ class ModelConfig:
             raise JetkitError(
                 f"model size {self.size!r} is not one of {', '.join(SIZES)} (--model)"
             )
-        width, depth = SIZES[self.size]
+        width, depth, max_channels = SIZES[self.size]
         object.__setattr__(self, "width", float(self.width or width))
         object.__setattr__(self, "depth", float(self.depth or depth))
+        object.__setattr__(self, "max_channels", int(self.max_channels or max_channels))
         if not (0 < self.width <= 2 and 0 < self.depth <= 2):
             raise JetkitError(f"model width/depth must be in (0, 2], got {self.width}/{self.depth}")
+        if self.max_channels < 8:
+            raise JetkitError(f"model max_channels must be >= 8, got {self.max_channels}")
+
+    def channels(self, base: int) -> int:
+        """The channels of a layer with `base` channels at width 1.0 and no cap."""
+        return _channels(base, self.width, self.max_channels)
 
     @property
     def neck_channels(self) -> tuple[int, int, int]:
         """Channels of the P3, P4, P5 neck outputs (what feature distillation imitates)."""
-        return tuple(_channels(c, self.width) for c in _BASE_CHANNELS[2:])  # type: ignore[return-value]
+        return tuple(self.channels(c) for c in _BASE_CHANNELS[2:])  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -136,7 +149,7 @@ class Backbone(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        c = [_channels(b, config.width) for b in _BASE_CHANNELS]
+        c = [config.channels(b) for b in _BASE_CHANNELS]
         d = [_depth(b, config.depth) for b in _BASE_DEPTHS]
         self.stages = nn.ModuleList(
             [

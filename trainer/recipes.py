@@ -60,17 +60,18 @@ class Recipe:
         )
 
 
-# `jetkit demo`'s default: the chain in about 12 minutes on 2 CPU cores (teacher 5.3 min,
-# plain student 2.3, distilled 3.1; BENCHMARKS.md). Short enough to show distillation's gain
-# (mAP50-95 0.057 plain → 0.072 distilled, teacher 0.100), not to reach `demo`'s accuracy.
+# `jetkit demo`'s default: the chain in about 6.5 minutes on 2 CPU cores (teacher 2.3 min,
+# plain student 1.3, distilled 1.9; BENCHMARKS.md, "model sizes"). Short enough to show
+# distillation's gain (mAP50-95 0.069 plain → 0.075 distilled, teacher 0.102), not to reach
+# `demo`'s accuracy.
 DEFAULT = Recipe(
     name="default",
     synth=SynthConfig(train_images=300, val_images=75, imgsz=224, seed=0),
     imgsz=224,
     batch=16,
-    teacher_model="s",
+    teacher_model="n",
     teacher_epochs=20,
-    student_model="n",
+    student_model="t",
     student_epochs=20,
 )
 # The distillation benchmark's schedule (`bench_distill.py`): about 35 minutes on 2 cores.
@@ -79,9 +80,9 @@ DEMO = Recipe(
     synth=SynthConfig(train_images=400, val_images=100, imgsz=256, seed=0),
     imgsz=256,
     batch=16,
-    teacher_model="s",
+    teacher_model="n",
     teacher_epochs=30,
-    student_model="n",
+    student_model="t",
     student_epochs=30,
 )
 # `--quick`: the same chain in a few minutes; the numbers mean little.
@@ -90,9 +91,9 @@ QUICK = Recipe(
     synth=SynthConfig(train_images=120, val_images=40, imgsz=192, seed=0),
     imgsz=192,
     batch=16,
-    teacher_model="s",
+    teacher_model="n",
     teacher_epochs=4,
-    student_model="n",
+    student_model="t",
     student_epochs=4,
 )
 RECIPES = {recipe.name: recipe for recipe in (DEFAULT, DEMO, QUICK)}

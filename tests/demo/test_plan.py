@@ -11,8 +11,8 @@ from demo.plan import DemoSettings, Paths, next_release_version, plan, serve_con
 from edge.errors import JetkitError
 
 SETTINGS = DemoSettings(
-    recipe="test", train_images=16, val_images=4, imgsz=96, batch=8, teacher_model="s",
-    teacher_epochs=2, student_model="n", student_epochs=1,
+    recipe="test", train_images=16, val_images=4, imgsz=96, batch=8, teacher_model="n",
+    teacher_epochs=2, student_model="t", student_epochs=1,
 )  # fmt: skip
 
 

@@ -19,11 +19,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory):
 
 
 def make_tiny_config(data, out, **changes) -> TrainConfig:
-    """Two quick epochs of the smallest model at 96 px."""
+    """Two quick epochs of the smallest model (`t`) at 96 px."""
     values = dict(
         data=str(data),
         out=str(out),
-        model="n",
+        model="t",
         epochs=2,
         imgsz=TINY_IMGSZ,
         batch=8,

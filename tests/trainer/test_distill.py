@@ -73,8 +73,8 @@ def test_box_distillation_follows_confident_teacher_boxes_only():
 
 def test_whole_loss_trains_student_and_adapters_not_the_teacher():
     torch.manual_seed(0)
-    student = DetectionModel(ModelConfig(3, "n")).train()
-    teacher = DetectionModel(ModelConfig(3, "s")).eval()
+    student = DetectionModel(ModelConfig(3, "t")).train()
+    teacher = DetectionModel(ModelConfig(3, "n")).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     adapters = FeatureAdapters(student.config.neck_channels, teacher.config.neck_channels)

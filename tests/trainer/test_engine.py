@@ -177,7 +177,7 @@ def test_distillation_logs_its_terms_saves_only_the_student_and_turns_off_at_the
     )
     assert last["train/kd_logit"] == 0 and last["train/kd_feature"] == 0
     checkpoint = load_checkpoint(result.best_path)
-    student_keys = set(DetectionModel(ModelConfig(6, "n")).state_dict())
+    student_keys = set(DetectionModel(ModelConfig(6, "t")).state_dict())
     assert set(checkpoint["state_dict"]) == student_keys
     assert checkpoint["provenance"]["teacher"]["path"] == str(tiny_run.best_path)
     assert len(checkpoint["provenance"]["teacher"]["sha256"]) == 64
@@ -212,7 +212,7 @@ def test_ddp_with_gloo_on_two_cpu_processes(tiny_data, tmp_path):
             "--data",
             tiny_data,
             "--model",
-            "n",
+            "t",
             "--epochs",
             "1",
             "--imgsz",
@@ -243,7 +243,7 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 
 def test_weight_decay_skips_batchnorm_and_biases():
-    model = DetectionModel(ModelConfig(2, "n"))
+    model = DetectionModel(ModelConfig(2, "t"))
     decay, no_decay = parameter_groups(model, 0.05)
     assert all(p.ndim == 4 for p in decay["params"])
     assert all(p.ndim == 1 for p in no_decay["params"])

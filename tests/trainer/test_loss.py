@@ -22,7 +22,7 @@ def test_pad_targets_groups_boxes_by_image():
 
 def test_a_few_steps_on_one_batch_lower_both_terms():
     torch.manual_seed(0)
-    model = DetectionModel(ModelConfig(num_classes=3, size="n")).train()
+    model = DetectionModel(ModelConfig(num_classes=3, size="t")).train()
     images = torch.rand(2, 3, 96, 96)
     targets = torch.tensor(
         [[0, 1, 8, 8, 56, 40], [0, 2, 60, 50, 90, 90], [1, 0, 4, 4, 80, 80]], dtype=torch.float32
@@ -42,7 +42,7 @@ def test_a_few_steps_on_one_batch_lower_both_terms():
 
 
 def test_images_without_boxes_train_the_classifier_towards_background():
-    model = DetectionModel(ModelConfig(num_classes=2, size="n")).train()
+    model = DetectionModel(ModelConfig(num_classes=2, size="t")).train()
     loss, parts = DetectionLoss(2)(model(torch.rand(1, 3, 64, 64)), torch.zeros(0, 6))
     assert parts["box"] == 0 and parts["cls"] > 0
     loss.backward()

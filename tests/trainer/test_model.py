@@ -19,7 +19,7 @@ from trainer.model import (
 
 
 def test_eval_output_is_the_yolov8_layout_with_pixel_boxes_and_probabilities():
-    model = DetectionModel(ModelConfig(num_classes=4, size="n")).eval()
+    model = DetectionModel(ModelConfig(num_classes=4, size="t")).eval()
     with torch.no_grad():
         output = model(torch.rand(2, 3, 128, 96))
     anchors = 16 * 12 + 8 * 6 + 4 * 3
@@ -34,7 +34,7 @@ def test_eval_output_is_the_yolov8_layout_with_pixel_boxes_and_probabilities():
 
 
 def test_raw_and_eval_outputs_describe_the_same_boxes():
-    model = DetectionModel(ModelConfig(num_classes=2, size="n")).eval()
+    model = DetectionModel(ModelConfig(num_classes=2, size="t")).eval()
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         raw = model(images, raw=True)
@@ -42,7 +42,7 @@ def test_raw_and_eval_outputs_describe_the_same_boxes():
     xyxy = decode_yolov8(final.numpy(), conf_threshold=0.0)[0].xyxy
     order = np.argsort(-final[0, 4:].amax(0).numpy(), kind="stable")
     np.testing.assert_allclose(xyxy, raw.xyxy[0].numpy()[order], atol=1e-4)
-    assert [f.shape[1] for f in raw.features] == list(ModelConfig(2, "n").neck_channels)
+    assert [f.shape[1] for f in raw.features] == list(ModelConfig(2, "t").neck_channels)
 
 
 def test_anchor_centres_are_cell_centres_level_by_level():
@@ -51,23 +51,47 @@ def test_anchor_centres_are_cell_centres_level_by_level():
     assert anchors[-1].tolist() == [8, 8] and strides.tolist() == [8] * 6 + [16]
 
 
-def test_each_size_has_at_most_a_quarter_of_the_next_ones_parameters_and_flops():
+# YOLOv8n with 80 classes at 640 px, as Ultralytics' model table lists it (docs.ultralytics.com,
+# YOLOv8 "Performance": 3.2 M parameters, 8.7 GFLOPs).
+YOLOV8N_PARAMETERS_M, YOLOV8N_GFLOPS_640 = 3.2, 8.7
+
+
+def test_n_is_at_most_yolov8ns_compute_and_t_a_quarter_of_it():
+    n, t = DetectionModel(ModelConfig(80, "n")), DetectionModel(ModelConfig(80, "t"))
+    assert count_parameters(n) / 1e6 <= YOLOV8N_PARAMETERS_M
+    assert 0.9 * YOLOV8N_GFLOPS_640 <= count_gflops(n, (640, 640)) <= YOLOV8N_GFLOPS_640
+    assert count_gflops(t, (640, 640)) <= YOLOV8N_GFLOPS_640 / 4
+
+
+def test_each_size_is_larger_than_the_one_below():
     sizes = list(SIZES)
     for small, large in zip(sizes, sizes[1:], strict=False):
         a, b = DetectionModel(ModelConfig(6, small)), DetectionModel(ModelConfig(6, large))
-        assert count_parameters(a) <= count_parameters(b) / 4
-        assert count_gflops(a, (128, 128)) <= count_gflops(b, (128, 128)) / 4
+        assert count_parameters(a) < count_parameters(b)
+        assert count_gflops(a, (128, 128)) < count_gflops(b, (128, 128))
+
+
+def test_a_checkpoint_of_the_sizes_before_channel_caps_still_loads():
+    """Sizes are named as YOLO users read them now; a checkpoint stores its width and depth, and
+    one written before caps existed was uncapped, so it loads as it was trained."""
+    from trainer.checkpoint import model_config_of
+
+    old = {"num_classes": 3, "size": "l", "width": 1.0, "depth": 1.0}
+    before = DetectionModel(ModelConfig(3, "l", 1.0, 1.0, max_channels=1024))
+    loaded = DetectionModel(model_config_of({"model": old}))
+    assert loaded.config.max_channels == 1024 and loaded.config.neck_channels == (256, 512, 1024)
+    loaded.load_state_dict(before.state_dict())
 
 
 def test_gflops_count_grows_with_the_input_area():
-    model = DetectionModel(ModelConfig(3, "n"))
+    model = DetectionModel(ModelConfig(3, "t"))
     assert count_gflops(model, (256, 256)) == pytest.approx(
         4 * count_gflops(model, (128, 128)), rel=0.01
     )
 
 
 def test_freezing_stops_gradients_and_batchnorm_updates_in_the_first_stages():
-    model = DetectionModel(ModelConfig(3, "n")).train()
+    model = DetectionModel(ModelConfig(3, "t")).train()
     freeze_stages(model, 2)
     frozen, free = model.backbone.stages[:2], model.backbone.stages[2]
     assert not any(p.requires_grad for p in frozen.parameters())

@@ -44,7 +44,7 @@ def with_random_statistics(model: nn.Module) -> nn.Module:
 
 
 def test_folding_batchnorm_keeps_the_outputs_and_the_exported_graph(tmp_path):
-    model = with_random_statistics(DetectionModel(ModelConfig(num_classes=3, size="n")))
+    model = with_random_statistics(DetectionModel(ModelConfig(num_classes=3, size="t")))
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         before = model(x, raw=False)
