@@ -27,7 +27,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default="s", help="family size (default s, the teacher)")
+    parser.add_argument("--model", default="n", help="family size (default n, the teacher)")
     parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per device")
