@@ -115,6 +115,9 @@ class EvalResult:
     per_class: tuple[ClassMetrics, ...]
     num_images: int
     pr_curves: dict[str, np.ndarray]
+    # COCO's AP-small: mAP50-95 over boxes under 32×32 pixels (in the image's own pixels), as
+    # COCOeval's stats[3] averages it; nan where no box is that small.
+    map_small: float = math.nan
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (nan becomes null); the PR curves are left out."""
@@ -123,6 +126,7 @@ class EvalResult:
             "map50": self.map50,
             "precision": self.precision,
             "recall": self.recall,
+            "map_small": _json_float(self.map_small),
             "num_images": self.num_images,
             "per_class": {c.name: c.to_dict() for c in self.per_class},
         }
@@ -149,7 +153,10 @@ def evaluate(
     num_images = np.bincount(
         np.concatenate([np.unique(ids) for ids in gt_ids]), minlength=num_classes
     )
-    coco_precision = _coco_precision(*to_coco(samples, detections, names))
+    by_area = _coco_precision(*to_coco(samples, detections, names))
+    coco_precision = by_area[..., AREA_ALL]
+    small = by_area[..., AREA_SMALL]
+    map_small = float(small[small > -1].mean()) if (small > -1).any() else math.nan
     ap50_95, ap50 = _mean_valid(coco_precision, (0, 1)), _mean_valid(coco_precision[0], (0,))
     precision, recall = _precision_recall_at_best_f1(samples, detections, num_gt)
     has_gt = num_gt > 0
@@ -173,6 +180,7 @@ def evaluate(
         per_class=per_class,
         num_images=len(samples),
         pr_curves={name: np.maximum(coco_precision[0, :, k], 0.0) for k, name in enumerate(names)},
+        map_small=map_small,
     )
 
 
@@ -352,9 +360,14 @@ def _precision_recall_at_best_f1(
     return precision[:, best], recall[:, best]
 
 
+# COCOeval's area ranges, in its order: all, small (< 32²), medium, large.
+AREA_ALL, AREA_SMALL = 0, 1
+
+
 def _coco_precision(gt_dict: dict[str, Any], results: list[dict[str, Any]]) -> np.ndarray:
-    """COCOeval's precision `(T,R,K)`: IoU thresholds 0.5:0.95 × 101 recall points × classes,
-    area "all", 100 detections; -1 where a class has no ground truth."""
+    """COCOeval's precision `(T,R,K,A)`: IoU thresholds 0.5:0.95 × 101 recall points ×
+    classes × areas (`AREA_ALL`, `AREA_SMALL`, …), 100 detections; -1 where a class has no
+    ground truth in that area."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -373,7 +386,7 @@ def _coco_precision(gt_dict: dict[str, Any], results: list[dict[str, Any]]) -> n
         evaluator = COCOeval(gt, dt, "bbox")
         evaluator.evaluate()
         evaluator.accumulate()
-    return evaluator.eval["precision"][:, :, :, 0, -1]
+    return evaluator.eval["precision"][:, :, :, :, -1]
 
 
 def _mean_valid(precision: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

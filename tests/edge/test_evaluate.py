@@ -115,9 +115,24 @@ def test_class_means_equal_cocoeval_stats_on_a_multi_class_case():
     result = evaluate(samples, detections, names)
     stats = cocoeval_stats(samples, detections, names)
     assert result.map50_95 == pytest.approx(stats[0]) and result.map50 == pytest.approx(stats[1])
+    # COCOeval's -1: no box under 32² pixels in this case.
+    assert stats[3] == -1 and np.isnan(result.map_small)
     assert 0.1 < result.map50_95 < result.map50 < 1
     ghost = result.per_class[3]
     assert ghost.num_gt == 0 and np.isnan(ghost.ap50) and np.isnan(ghost.precision)
+
+
+def test_ap_small_scores_the_boxes_under_32_pixels_square_as_cocoeval_does():
+    samples = [sample("a.jpg", (640, 480), [[10, 10, 30, 30], [100, 100, 300, 300]], [0, 0])]
+    only_large = [found([[100, 100, 300, 300]], [0.9], [0])]
+    result = evaluate(samples, only_large, ["car"])
+    assert result.map_small == 0.0 and result.map50 == pytest.approx(51 / 101)
+    assert result.map_small == pytest.approx(cocoeval_stats(samples, only_large, ["car"])[3])
+    both = [found([[10, 10, 30, 30], [100, 100, 300, 300]], [0.8, 0.9], [0, 0])]
+    assert evaluate(samples, both, ["car"]).map_small == pytest.approx(1.0)
+    large_only = [sample("b.jpg", (640, 480), [[100, 100, 300, 300]], [0])]
+    no_small = evaluate(large_only, only_large, ["car"])
+    assert np.isnan(no_small.map_small) and no_small.to_dict()["map_small"] is None
 
 
 def test_no_detections_score_zero():
