@@ -7,7 +7,7 @@ JETSON_VENV ?= .venv-jetson
 # The test files with TensorRT tests (the `jetson` marker); none of them imports torch.
 JETSON_TESTS := $(shell grep -rl "pytest.mark.jetson" tests)
 
-.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-calib bench-pipeline clean
+.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-vs-ultralytics bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -41,6 +41,11 @@ bench: setup
 bench-train: setup
 	$(PY) benchmarks/bench_distill.py
 	$(PY) benchmarks/bench_train_gpu.py
+
+# jetkit's students against Ultralytics YOLOv8n trained in the same run (Ultralytics in its own
+# venv); about an hour on 2 CPU cores without the teacher (--skip-teacher), more with it.
+bench-vs-ultralytics: setup
+	$(PY) benchmarks/bench_vs_ultralytics.py --json runs/bench_vs_ultralytics.json
 
 # INT8/FP16 artifacts of bench-train's student against its FP32 ONNX (needs bench-train first).
 bench-calib: setup

@@ -10,14 +10,7 @@ WORK=${1:-runs/ultralytics-quickstart}
 VENV=runs/ultralytics-venv
 JETKIT=$ROOT/.venv/bin/jetkit
 
-if [ ! -x "$VENV/bin/yolo" ]; then
-    python3 -m venv "$VENV"
-    # A torch and torchvision built together: PyPI's torchvision does not import beside the CPU
-    # build of torch that scripts/setup.sh installs ("operator torchvision::nms does not exist"),
-    # which Ultralytics' training needs.
-    "$VENV/bin/pip" install -q "${ULTRALYTICS_TORCH_SPEC:-torch==2.14.1}" "torchvision==0.29.1" \
-        ultralytics onnx onnxslim
-fi
+bash benchmarks/ultralytics_venv.sh "$VENV" >/dev/null
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 "$ROOT/$VENV/bin/python" -c "
 from ultralytics import YOLO

@@ -2,8 +2,9 @@
 an Ultralytics model from its yaml (no pretrained weights) on a YOLO data.yaml and exports it to
 ONNX as a user would (`format=onnx`, opset 17, Ultralytics' own defaults otherwise).
 
-Usage: python ultralytics_train_export.py MODEL_YAML DATA_YAML OUT_DIR EPOCHS IMGSZ [SEED]
-Writes OUT_DIR/<model>.onnx and OUT_DIR/<model>.train.json (wall time, epochs, images/s).
+Usage: python ultralytics_train_export.py MODEL_YAML DATA_YAML OUT_DIR EPOCHS IMGSZ [SEED [BATCH
+[DEVICE]]]  (defaults 0, 16, cpu). Writes OUT_DIR/<model>.onnx and OUT_DIR/<model>.train.json
+(training wall time, validation after each epoch included, as Ultralytics trains by default).
 """
 
 import json
@@ -16,6 +17,8 @@ from ultralytics import YOLO
 
 model_yaml, data_yaml, out_dir, epochs, imgsz = sys.argv[1:6]
 seed = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+batch = int(sys.argv[7]) if len(sys.argv) > 7 else 16
+device = sys.argv[8] if len(sys.argv) > 8 else "cpu"
 out = Path(out_dir).resolve()
 out.mkdir(parents=True, exist_ok=True)
 stem = Path(model_yaml).stem
@@ -25,8 +28,8 @@ model.train(
     data=data_yaml,
     epochs=int(epochs),
     imgsz=int(imgsz),
-    batch=16,
-    device="cpu",
+    batch=batch,
+    device=device,
     workers=2,
     seed=seed,
     deterministic=True,
@@ -47,6 +50,8 @@ shutil.copy(exported, out / f"{stem}.onnx")
             "epochs": int(epochs),
             "imgsz": int(imgsz),
             "seed": seed,
+            "batch": batch,
+            "device": device,
             "train_s": round(train_s, 1),
         },
         indent=2,
