@@ -17,20 +17,9 @@ from trainer.commands import check_host_name_resolves, strip_option
 def test_train_then_eval_and_export_from_the_command_line(tiny_data, tmp_path):
     out = tmp_path / "run"
     trained = jetkit(
-        "train",
-        "--data",
-        tiny_data,
-        "--model",
-        "t",
-        "--epochs",
-        "1",
-        "--imgsz",
-        "64",
-        "--batch",
-        "8",
-        "--out",
-        out,
-    )
+        "train", "--data", tiny_data, "--model", "t", "--epochs", "1", "--imgsz", "64",
+        "--batch", "8", "--out", out,
+    )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     summary = json.loads(trained.stdout)
     assert summary["best"] == str(out / "best.pt") and summary["epochs"] == 1
