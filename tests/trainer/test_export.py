@@ -9,7 +9,8 @@ import pytest
 from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.manifest import load_manifest
-from trainer.export import Parity, compare_outputs, export_checkpoint
+from trainer.export import Parity, compare_outputs, export_checkpoint, export_proto
+from trainer.model import SIZES, DetectionModel, ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,16 @@ def trt_findings(path):
 
 def test_the_export_passes_tensorrts_rules_on_every_version(exported):
     assert trt_findings(exported.onnx_path) == []
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+def test_every_size_exports_to_a_graph_tensorrt_builds_on_every_version(size, tmp_path):
+    """The rules are structural, so an untrained network of each size shows what its export
+    will be: `n` … `l` with their channel caps, and `t`."""
+    model = DetectionModel(ModelConfig(num_classes=3, size=size)).eval()
+    path = tmp_path / f"{size}.onnx"
+    path.write_bytes(export_proto(model, (64, 64), True, 4, 17, path).SerializeToString())
+    assert trt_findings(path) == []
 
 
 @pytest.mark.parametrize("runtime", ["cpu", "tensorrt"])
