@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from _common import environment, finish, report, table
 
-from edge.datasets import load_dataset
+from edge.datasets import DetectionSet, load_dataset
 from edge.detector import Detector
 from edge.evaluate import EVAL_THRESHOLDS, evaluate_detector
 
@@ -142,6 +142,7 @@ def jetkit_row(
     out: Path,
     label: str,
     size: str,
+    val_images: list[Path],
     teacher: Path | None = None,
 ) -> dict[str, Any]:
     from trainer.config import TrainConfig
@@ -165,8 +166,7 @@ def jetkit_row(
     started = time.perf_counter()
     result = train(config, exist_ok=True, log=lambda m: None if m.startswith("  ") else log(m))
     train_s = time.perf_counter() - started
-    images = [s.image_path for s in load_dataset(data, splits=("val",)).val]
-    exported = export_checkpoint(result.best_path, run / "onnx", images)
+    exported = export_checkpoint(result.best_path, run / "onnx", val_images)
     return {
         "label": label,
         "onnx": exported.onnx_path,
@@ -175,8 +175,7 @@ def jetkit_row(
     }
 
 
-def measure(row: dict[str, Any], data: Path, train_images: int, epochs: int) -> None:
-    dataset = load_dataset(data, splits=("val",))
+def measure(row: dict[str, Any], dataset: DetectionSet, train_images: int, epochs: int) -> None:
     detector = Detector.open(row["onnx"], **EVAL_THRESHOLDS.detector_options())
     result = evaluate_detector(detector, dataset.val, names=dataset.names)
     row["params_m"], row["gflops"] = onnx_size(row["onnx"])
@@ -223,16 +222,19 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     data = Path(args.data) if args.data else synthetic_data(args, out)
     train_images = len(load_dataset(data, splits=("train",)).train)
-    rows = [ultralytics_row(args, data, out), jetkit_row(args, data, out, "jetkit n", "n")]
+    val = load_dataset(data, splits=("val",))
+    images = [s.image_path for s in val.val]
+    rows = [ultralytics_row(args, data, out), jetkit_row(args, data, out, "jetkit n", "n", images)]
     if not args.skip_teacher:
-        teacher = jetkit_row(args, data, out, f"jetkit {args.teacher} teacher", args.teacher)
+        label = f"jetkit {args.teacher} teacher"
+        teacher = jetkit_row(args, data, out, label, args.teacher, images)
         rows += [
             teacher,
-            jetkit_row(args, data, out, "jetkit n distilled", "n", teacher["best"]),
-            jetkit_row(args, data, out, "jetkit t distilled", "t", teacher["best"]),
+            jetkit_row(args, data, out, "jetkit n distilled", "n", images, teacher["best"]),
+            jetkit_row(args, data, out, "jetkit t distilled", "t", images, teacher["best"]),
         ]
     for row in rows:
-        measure(row, data, train_images, args.epochs)
+        measure(row, val, train_images, args.epochs)
     lines = [
         [
             row["label"],

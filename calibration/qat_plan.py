@@ -53,7 +53,8 @@ def conv_fake_quants(qdq_model: Any, source_model: Any) -> list[ConvFakeQuant]:
         scale = qdq.constant_array(dequantize.input[1])
         has_zero_point = len(dequantize.input) > 2 and bool(dequantize.input[2])
         zero_point = qdq.constant_array(dequantize.input[2]) if has_zero_point else None
-        dtype = qdq.constant_dtype(dequantize.input[2]) if has_zero_point else 3
+        dtype = qdq.constant_dtype(dequantize.input[2]) if has_zero_point else None
+        # No zero point means int8 (ONNX's default for QuantizeLinear).
         qmin, qmax = _INTEGER_RANGE[dtype or 3]
         found.append(
             ConvFakeQuant(

@@ -155,8 +155,6 @@ def evaluate(
     )
     by_area = _coco_precision(*to_coco(samples, detections, names))
     coco_precision = by_area[..., AREA_ALL]
-    small = by_area[..., AREA_SMALL]
-    map_small = float(small[small > -1].mean()) if (small > -1).any() else math.nan
     ap50_95, ap50 = _mean_valid(coco_precision, (0, 1)), _mean_valid(coco_precision[0], (0,))
     precision, recall = _precision_recall_at_best_f1(samples, detections, num_gt)
     has_gt = num_gt > 0
@@ -180,7 +178,7 @@ def evaluate(
         per_class=per_class,
         num_images=len(samples),
         pr_curves={name: np.maximum(coco_precision[0, :, k], 0.0) for k, name in enumerate(names)},
-        map_small=map_small,
+        map_small=float(_mean_valid(by_area[..., AREA_SMALL], (0, 1, 2))),
     )
 
 

@@ -37,7 +37,7 @@ _BASE_CHANNELS = (64, 128, 256, 512, 1024)  # stem, P2, P3, P4, P5 at width 1.0
 _BASE_DEPTHS = (3, 6, 6, 3)  # CSP blocks in the P2..P5 stages at depth 1.0
 
 
-def _channels(base: int, width: float, max_channels: int = UNCAPPED) -> int:
+def _channels(base: int, width: float, max_channels: int) -> int:
     return max(8, int(math.ceil(min(base, max_channels) * width / 8) * 8))
 
 

@@ -118,13 +118,13 @@ def match_convolutions(
     """Each plan's torch convolution, found by its (folded) weights; an error naming how many
     found none when the checkpoint is not the one the graph was exported from."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    weights = [conv.weight.detach().cpu().numpy() for conv in convs]
     used: set[int] = set()
     pairs, missing = [], []
     for plan in plans:
         target = plan.weight_oihw
         tolerance = WEIGHT_MATCH_RTOL * max(1.0, float(np.abs(target).max()))
-        for index, conv in enumerate(convs):
-            weight = conv.weight.detach().cpu().numpy()
+        for index, (conv, weight) in enumerate(zip(convs, weights, strict=True)):
             if index in used or weight.shape != target.shape:
                 continue
             if float(np.abs(weight - target).max()) <= tolerance:
