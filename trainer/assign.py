@@ -4,7 +4,9 @@ For every ground-truth box, the anchors whose centres lie inside it are ranked b
 metric `score^alpha * IoU^beta` (the predicted score of the box's class and the IoU of the
 predicted box with it); the `topk` best become positives. An anchor claimed by several boxes keeps
 the one it overlaps most. Class targets are soft: the alignment normalised per box so that its best
-anchor's target equals that anchor's IoU.
+anchor's target equals that anchor's IoU. The overlap may be plain IoU or one of its penalised
+forms (YOLOv8 uses CIoU, clamped at 0), which also ranks well-centred, well-shaped predictions
+above others of equal IoU.
 """
 
 from __future__ import annotations
@@ -32,6 +34,28 @@ def centres_inside(
     return torch.cat((lt, rb), dim=-1).amin(dim=-1) > eps
 
 
+def with_nearest_fine_anchors(
+    candidates: torch.Tensor,
+    anchors_xy: torch.Tensor,
+    strides: torch.Tensor,
+    gt_xyxy: torch.Tensor,
+    count: int,
+) -> torch.Tensor:
+    """`candidates (B,M,N)` bool, `anchors_xy (N,2)`, `strides (N,)`, `gt_xyxy (B,M,4)` → the
+    candidates, plus, for each box with fewer than `count` anchor centres inside, its `count`
+    nearest anchors of the finest stride (by distance to the box centre). A box smaller than
+    a stride-8 cell may hold no centre at all and would otherwise never be learned."""
+    if count < 1:
+        return candidates
+    centres_xy = (gt_xyxy[..., :2] + gt_xyxy[..., 2:]) / 2  # (B,M,2)
+    distance_sq = (centres_xy[..., None, :] - anchors_xy[None, None]).pow(2).sum(-1)  # (B,M,N)
+    distance_sq = distance_sq.masked_fill(strides[None, None] > strides.min(), float("inf"))
+    nearest = distance_sq.topk(min(count, distance_sq.shape[-1]), largest=False).indices
+    extra = torch.zeros_like(candidates).scatter_(-1, nearest, True)
+    short = candidates.sum(-1) < count  # (B,M)
+    return candidates | (extra & short[..., None])
+
+
 @torch.no_grad()
 def task_aligned_assign(
     pred_scores: torch.Tensor,
@@ -43,10 +67,16 @@ def task_aligned_assign(
     topk: int = 10,
     alpha: float = 0.5,
     beta: float = 6.0,
+    iou_kind: str = "iou",
+    strides: torch.Tensor | None = None,
+    min_candidates: int = 0,
     eps: float = 1e-9,
 ) -> Assignment:
     """`pred_scores (B,N,C)` sigmoid, `pred_xyxy (B,N,4)`, `anchors_xy (N,2)`, `gt_class (B,M)`
-    long, `gt_xyxy (B,M,4)`, `gt_mask (B,M)` bool (padding False) → `Assignment`."""
+    long, `gt_xyxy (B,M,4)`, `gt_mask (B,M)` bool (padding False) → `Assignment`. `iou_kind`
+    is the overlap of the metric (`trainer.iou.IOU_KINDS`); with `strides (N,)` and
+    `min_candidates` > 0, boxes with fewer centres inside also compete for their nearest
+    finest-stride anchors (`with_nearest_fine_anchors`)."""
     batch, num_anchors, num_classes = pred_scores.shape
     device = pred_scores.device
     num_gt = gt_xyxy.shape[1]
@@ -57,11 +87,18 @@ def task_aligned_assign(
             torch.zeros(batch, num_anchors, dtype=torch.bool, device=device),
             torch.zeros(batch, num_anchors, dtype=torch.long, device=device),
         )
-    candidates = centres_inside(anchors_xy, gt_xyxy) & gt_mask[..., None]  # (B,M,N)
+    candidates = centres_inside(anchors_xy, gt_xyxy)  # (B,M,N)
+    if strides is not None:
+        candidates = with_nearest_fine_anchors(
+            candidates, anchors_xy, strides, gt_xyxy, min_candidates
+        )
+    candidates = candidates & gt_mask[..., None]
 
     image_index = torch.arange(batch, device=device)[:, None].expand(batch, num_gt)
     class_scores = pred_scores.transpose(1, 2)[image_index, gt_class.clamp(min=0)]  # (B,M,N)
-    overlaps = elementwise_iou(gt_xyxy[:, :, None, :], pred_xyxy[:, None, :, :]).clamp(min=0)
+    overlaps = elementwise_iou(gt_xyxy[:, :, None, :], pred_xyxy[:, None, :, :], iou_kind).clamp(
+        min=0
+    )
     overlaps = overlaps * candidates
     alignment = class_scores.pow(alpha) * overlaps.pow(beta) * candidates
 

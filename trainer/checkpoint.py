@@ -65,8 +65,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def model_config_of(checkpoint: dict[str, Any]) -> ModelConfig:
     """The checkpoint's model. Its width and depth are stored, so a size whose multipliers
-    changed since still loads as trained; one written before channel caps was uncapped."""
-    return ModelConfig(**{"max_channels": UNCAPPED, **checkpoint["model"]})
+    changed since still loads as trained; one written before channel caps was uncapped, one
+    written before box distributions has one softplus distance per side (`reg_max` 1)."""
+    return ModelConfig(**{"max_channels": UNCAPPED, "reg_max": 1, **checkpoint["model"]})
 
 
 def preprocess_of(checkpoint: dict[str, Any]) -> PreprocessSpec:

@@ -41,9 +41,24 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     parser.add_argument("--seed", type=int, default=0)
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--lr", type=float, default=2e-3, help="AdamW peak learning rate")
-    opt.add_argument("--weight-decay", type=float, default=0.05)
-    opt.add_argument("--warmup-epochs", type=float, default=1.0)
+    opt.add_argument(
+        "--optimizer",
+        default="auto",
+        help="auto, adamw or sgd; auto (Ultralytics' rule): SGD for runs over 10000 steps",
+    )
+    opt.add_argument(
+        "--lr", type=float, default=None, help="peak learning rate (AdamW 2e-3, SGD 0.01)"
+    )
+    opt.add_argument(
+        "--weight-decay", type=float, default=None, help="(AdamW 0.05, SGD 5e-4 at --nbs 64)"
+    )
+    opt.add_argument(
+        "--nominal-batch",
+        type=int,
+        default=0,
+        help="accumulate gradients to this batch, scale weight decay (Ultralytics' nbs; 0: off)",
+    )
+    opt.add_argument("--warmup-epochs", type=float, default=3.0)
     opt.add_argument("--final-lr-ratio", type=float, default=0.05, help="cosine floor / peak")
     opt.add_argument("--grad-clip", type=float, default=10.0, help="max gradient norm")
     opt.add_argument("--ema-tau", type=float, default=500.0, help="EMA warm-up in steps")
@@ -56,6 +71,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     opt.add_argument("--box-loss", default="ciou", help="ciou, diou or giou")
     opt.add_argument(
+        "--reg-max",
+        type=int,
+        default=1,
+        help="bins per box side: 1 (one distance) or 16 (YOLOv8's distribution focal loss)",
+    )
+    opt.add_argument(
         "--save-period", type=int, default=0, help="also keep epochN.pt every N epochs"
     )
     aug = parser.add_argument_group("augmentation and transfer learning")
@@ -64,7 +85,9 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--translate", type=float, default=0.1, help="random shift, input fraction")
     aug.add_argument("--fliplr", type=float, default=0.5, help="left-right flip probability")
     aug.add_argument("--hsv", default="0.015,0.7,0.4", help="hue,saturation,value gains")
-    aug.add_argument("--close-mosaic", type=int, default=2, help="no mosaic in the last N epochs")
+    aug.add_argument(
+        "--close-mosaic", type=int, default=10, help="no mosaic in the last N epochs"
+    )
     aug.add_argument("--weights", help="start from this checkpoint (tensors of matching shape)")
     aug.add_argument("--freeze", type=int, default=0, help="freeze the stem + first K-1 stages")
 
@@ -113,11 +136,14 @@ def _train_config(args: argparse.Namespace, distill: bool) -> Any:
         data=args.data,
         out=args.out or f"runs/{args.verb}",
         model=args.model,
+        reg_max=args.reg_max,
         epochs=args.epochs,
         imgsz=args.imgsz,
         batch=args.batch,
+        optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
+        nominal_batch=args.nominal_batch,
         warmup_epochs=args.warmup_epochs,
         final_lr_ratio=args.final_lr_ratio,
         grad_clip=args.grad_clip,

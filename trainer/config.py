@@ -10,7 +10,8 @@ from edge.errors import JetkitError
 from trainer.augment import AugmentConfig
 from trainer.distill import DistillConfig
 from trainer.loss import LossConfig
-from trainer.model import SIZES, check_input_hw
+from trainer.model import REG_MAX, SIZES, check_input_hw, check_reg_max
+from trainer.optim import OPTIMIZERS
 
 
 def _option(name: str) -> str:
@@ -22,17 +23,20 @@ class TrainConfig:
     data: str
     out: str = "runs/train"
     model: str = "n"
+    reg_max: int = REG_MAX
     epochs: int = 30
     imgsz: int = 320
     batch: int = 16
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
+    optimizer: str = "auto"
+    lr: float | None = None
+    weight_decay: float | None = None
+    nominal_batch: int = 0
+    warmup_epochs: float = 3.0
     final_lr_ratio: float = 0.05
     grad_clip: float = 10.0
     ema_tau: float = 500.0
     patience: int = 15
-    close_mosaic: int = 2
+    close_mosaic: int = 10
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     freeze: int = 0
     weights: str | None = None
@@ -54,11 +58,20 @@ class TrainConfig:
         check_input_hw(self.input_hw)
         if self.model not in SIZES:
             raise JetkitError(f"--model {self.model!r} is not one of {', '.join(SIZES)}")
-        for name in ("lr", "grad_clip", "ema_tau"):
+        check_reg_max(self.reg_max)
+        if self.optimizer not in OPTIMIZERS:
+            raise JetkitError(
+                f"--optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.lr is not None and self.lr <= 0:
+            raise JetkitError(f"--lr must be > 0, got {self.lr}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise JetkitError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        for name in ("grad_clip", "ema_tau"):
             if getattr(self, name) <= 0:
                 raise JetkitError(f"{_option(name)} must be > 0, got {getattr(self, name)}")
         for name in (
-            "weight_decay",
+            "nominal_batch",
             "warmup_epochs",
             "patience",
             "close_mosaic",

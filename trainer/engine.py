@@ -46,12 +46,21 @@ from trainer.dataset import DetectionDataset, make_loader, normalize_batch, set_
 from trainer.distill import DistillLoss, FeatureAdapters, check_compatible
 from trainer.loss import DetectionLoss
 from trainer.model import STRIDES, DetectionModel, ModelConfig, count_parameters, freeze_stages
-from trainer.optim import ModelEMA, lr_at, parameter_groups
+from trainer.optim import (
+    WARMUP_MOMENTUM,
+    ModelEMA,
+    OptimizerPlan,
+    accumulate_at,
+    build_optimizer,
+    lr_at,
+    parameter_groups,
+    plan_optimizer,
+)
 from trainer.progress import ProgressBar
 from trainer.validate import validate
 
 Log = Callable[[str], None]
-LOSS_COLUMNS = ("box", "cls", "kd_logit", "kd_feature", "kd_box")
+LOSS_COLUMNS = ("box", "cls", "dfl", "kd_logit", "kd_feature", "kd_box")
 CSV_COLUMNS = (
     "epoch",
     "lr",
@@ -203,7 +212,9 @@ class Trainer:
         dataset = load_dataset(config.data)
         names = list(dataset.names)
         spec = PreprocessSpec()
-        model_config = ModelConfig(num_classes=len(names), size=config.model)
+        model_config = ModelConfig(
+            num_classes=len(names), size=config.model, reg_max=config.reg_max
+        )
         model = DetectionModel(model_config).to(device)
         teacher, teacher_info = self._load_teacher(model_config, names, spec, device)
         self.log(summarize(dataset))
@@ -224,10 +235,19 @@ class Trainer:
             )
             distill_loss = DistillLoss(config.distill, adapters)
 
-        params = parameter_groups(model, config.weight_decay)
+        plan = plan_optimizer(
+            config.optimizer,
+            len(dataset.train),
+            config.batch,
+            config.epochs,
+            config.nominal_batch,
+            config.lr,
+            config.weight_decay,
+        )
+        params = parameter_groups(model, plan.weight_decay)
         if adapters is not None and config.distill and config.distill.feature_mode != "none":
-            params += parameter_groups(adapters, config.weight_decay)
-        optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.999))
+            params += parameter_groups(adapters, plan.weight_decay)
+        optimizer = build_optimizer(params, plan)
         trainable = [p for group in params for p in group["params"]]
         amp = config.amp and device.type == "cuda"
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -275,6 +295,8 @@ class Trainer:
             f"training {config.model} ({count_parameters(model) / 1e6:.2f} M "
             f"params) on {device} for {config.epochs} epochs, {len(train_set)} images, batch "
             f"{config.batch}"
+            + (f" (one step per {plan.accumulate})" if plan.accumulate > 1 else "")
+            + f", {plan.name} lr {plan.lr:g}"
             + (f" over {self.dist.world} processes" if self.dist.world > 1 else "")
             + (f", distilling from {config.teacher}" if teacher is not None else "")
         )
@@ -293,12 +315,13 @@ class Trainer:
             sums = dict.fromkeys(LOSS_COLUMNS, 0.0)
             bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{config.epochs}")
             started, seen = time.perf_counter(), 0
-            lr = config.lr
+            lr, pending = plan.lr, 0
+            optimizer.zero_grad(set_to_none=True)
             for step, (images_u8, targets, _indices) in enumerate(loader):
                 global_step = epoch * steps_per_epoch + step
-                lr = lr_at(global_step, total_steps, warmup_steps, config.lr, config.final_lr_ratio)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                lr = self._set_learning_rates(
+                    optimizer, plan, global_step, total_steps, warmup_steps
+                )
                 images = normalize_batch(images_u8, spec, device=device)
                 targets = targets.to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
@@ -310,15 +333,19 @@ class Trainer:
                         kd_loss, kd_parts = distill_loss(out, teacher_out, targets)  # type: ignore[misc]
                         loss = loss + kd_loss
                         parts.update(kd_parts)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                if adapters is not None:
-                    self.dist.average_gradients(list(adapters.parameters()))
-                torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                ema.update(model)
+                scaler.scale(loss * plan.loss_scale).backward()
+                pending += 1
+                last = step + 1 == steps_per_epoch
+                if last or pending >= accumulate_at(global_step, warmup_steps, plan.accumulate):
+                    scaler.unscale_(optimizer)
+                    if adapters is not None:
+                        self.dist.average_gradients(list(adapters.parameters()))
+                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    ema.update(model)
+                    pending = 0
                 for name, value in parts.items():
                     sums[name] += float(value)
                 seen += images.shape[0]
@@ -391,6 +418,27 @@ class Trainer:
             stopped_early,
             history,
         )
+
+    def _set_learning_rates(
+        self,
+        optimizer: torch.optim.Optimizer,
+        plan: OptimizerPlan,
+        step: int,
+        total_steps: int,
+        warmup_steps: int,
+    ) -> float:
+        """Every group's rate at `step` (returned: the weights'). Biases warm down from
+        `plan.warmup_bias_lr` while the rest warm up from 0, and SGD's momentum warms up from
+        `WARMUP_MOMENTUM` (YOLOv8's warm-up)."""
+        final = self.config.final_lr_ratio
+        lr = lr_at(step, total_steps, warmup_steps, plan.lr, final)
+        bias_lr = lr_at(step, total_steps, warmup_steps, plan.lr, final, plan.warmup_bias_lr)
+        warmed = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+        for group in optimizer.param_groups:
+            group["lr"] = bias_lr if group.get("bias") else lr
+            if plan.name == "sgd":
+                group["momentum"] = WARMUP_MOMENTUM + (plan.momentum - WARMUP_MOMENTUM) * warmed
+        return lr
 
     @staticmethod
     def _status(sums: dict[str, float], steps: int) -> str:
@@ -506,7 +554,10 @@ def resume(path: str | os.PathLike[str], log: Log = stderr_log) -> RunResult:
         raise JetkitError(
             f"{path} holds no training state (best.pt never does); resume from last.pt"
         )
-    config = TrainConfig.from_dict(checkpoint["config"]).replace(out=str(Path(path).parent))
+    # A run from before box distributions has no reg_max in its config: its model's is used.
+    config = TrainConfig.from_dict(checkpoint["config"]).replace(
+        out=str(Path(path).parent), reg_max=model_config_of(checkpoint).reg_max
+    )
     if int(checkpoint["epoch"]) >= config.epochs:
         raise JetkitError(f"{path} finished all {config.epochs} epochs; nothing to resume")
     return Trainer(config, resume_from=checkpoint, log=log).run()

@@ -1,5 +1,6 @@
-"""The detection loss: task-aligned assignment, then an IoU-family box loss and a BCE class loss
-against soft (alignment-weighted) targets, both normalised by the sum of the class targets."""
+"""The detection loss: task-aligned assignment, then an IoU-family box loss, a distribution focal
+loss on each box side's bins (when the head has them) and a BCE class loss against soft
+(alignment-weighted) targets, all normalised by the sum of the class targets."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ from trainer.model import HeadOutput
 @dataclass(frozen=True)
 class LossConfig:
     box_kind: str = "ciou"
+    assign_iou: str = "iou"
+    min_candidates: int = 0
     box_gain: float = 7.5
     cls_gain: float = 0.5
+    dfl_gain: float = 1.5
     topk: int = 10
     alpha: float = 0.5
     beta: float = 6.0
@@ -28,9 +32,15 @@ class LossConfig:
             raise JetkitError(
                 f"--box-loss {self.box_kind!r} is not one of {', '.join(IOU_KINDS[1:])}"
             )
-        for name in ("box_gain", "cls_gain", "alpha", "beta"):
+        if self.assign_iou not in IOU_KINDS:
+            raise JetkitError(
+                f"loss.assign_iou {self.assign_iou!r} is not one of {', '.join(IOU_KINDS)}"
+            )
+        for name in ("box_gain", "cls_gain", "dfl_gain", "alpha", "beta"):
             if getattr(self, name) < 0:
                 raise JetkitError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if self.min_candidates < 0:
+            raise JetkitError(f"loss.min_candidates must be >= 0, got {self.min_candidates}")
         if self.topk < 1:
             raise JetkitError(f"loss.topk must be >= 1, got {self.topk}")
 
@@ -54,6 +64,29 @@ def pad_targets(
         gt_class[sorted_ids, slot] = targets[order, 1].long()
         gt_xyxy[sorted_ids, slot] = targets[order, 2:6]
     return gt_class, gt_xyxy, gt_class >= 0
+
+
+def distribution_focal_loss(ltrb_logits: torch.Tensor, target_ltrb: torch.Tensor) -> torch.Tensor:
+    """`ltrb_logits (P, 4, R)` bin logits, `target_ltrb (P, 4)` distances in strides → `(P,)`:
+    cross-entropy with the two bins around each target, weighted by closeness (Li et al.,
+    Generalized Focal Loss), so the distribution's mean lands on the target. Targets are
+    clamped just below the last bin, which is as far as a side can reach."""
+    bins = ltrb_logits.shape[-1]
+    target = target_ltrb.clamp(0, bins - 1 - 0.01)
+    left = target.long()
+    right_weight = target - left
+    flat = ltrb_logits.reshape(-1, bins)
+    left_ce = F.cross_entropy(flat, left.reshape(-1), reduction="none").view(left.shape)
+    right_ce = F.cross_entropy(flat, (left + 1).reshape(-1), reduction="none").view(left.shape)
+    return (left_ce * (1 - right_weight) + right_ce * right_weight).mean(-1)
+
+
+def target_ltrb(
+    anchors_xy: torch.Tensor, strides: torch.Tensor, xyxy: torch.Tensor
+) -> torch.Tensor:
+    """`(P,2)` anchor centres, `(P,)` strides, `(P,4)` boxes → `(P,4)` side distances in strides."""
+    sides = torch.cat((anchors_xy - xyxy[:, :2], xyxy[:, 2:] - anchors_xy), dim=-1)
+    return sides / strides[:, None]
 
 
 class DetectionLoss:
@@ -83,6 +116,9 @@ class DetectionLoss:
             topk=config.topk,
             alpha=config.alpha,
             beta=config.beta,
+            iou_kind=config.assign_iou,
+            strides=out.strides,
+            min_candidates=config.min_candidates,
         )
         self.last_assignment = assignment
         score_sum = assignment.target_scores.sum().clamp(min=1.0)
@@ -98,4 +134,23 @@ class DetectionLoss:
         else:
             box_loss = pred_xyxy.sum() * 0.0
         total = config.box_gain * box_loss + config.cls_gain * cls_loss
-        return total, {"box": box_loss.detach(), "cls": cls_loss.detach()}
+        parts = {"box": box_loss.detach(), "cls": cls_loss.detach()}
+        if out.ltrb_logits is not None:
+            dfl_loss = self._dfl(out, assignment, score_sum)
+            total = total + config.dfl_gain * dfl_loss
+            parts["dfl"] = dfl_loss.detach()
+        return total, parts
+
+    @staticmethod
+    def _dfl(out: HeadOutput, assignment: Assignment, score_sum: torch.Tensor) -> torch.Tensor:
+        assert out.ltrb_logits is not None
+        fg = assignment.fg_mask
+        if not bool(fg.any()):
+            return out.ltrb_logits.sum() * 0.0
+        anchor_index = fg.nonzero()[:, 1]
+        target = target_ltrb(
+            out.anchors_xy[anchor_index], out.strides[anchor_index], assignment.target_xyxy[fg]
+        )
+        weight = assignment.target_scores.sum(-1)[fg]
+        loss = distribution_focal_loss(out.ltrb_logits[fg].float(), target)
+        return (loss * weight).sum() / score_sum

@@ -35,6 +35,12 @@ UNCAPPED = 1024
 STRIDES = (8, 16, 32)
 _BASE_CHANNELS = (64, 128, 256, 512, 1024)  # stem, P2, P3, P4, P5 at width 1.0
 _BASE_DEPTHS = (3, 6, 6, 3)  # CSP blocks in the P2..P5 stages at depth 1.0
+# Bins per box side. 1: one distance through softplus. YOLOv8's 16 (each side a distribution
+# over 0..15 strides, with distribution focal loss) is `--reg-max 16`; it is not the default
+# because it scored lower and trained slower on jetkit's CPU schedule (BENCHMARKS.md,
+# "recipe changes, one at a time": median mAP50-95 0.215 against 0.304 over two seeds).
+REG_MAX = 1
+YOLOV8_REG_MAX = 16
 
 
 def _channels(base: int, width: float, max_channels: int) -> int:
@@ -48,13 +54,15 @@ def _depth(base: int, depth: float) -> int:
 @dataclass(frozen=True)
 class ModelConfig:
     """One member of the family: its size name, multipliers and channel cap (0: the size's),
-    and the class count."""
+    the class count, and the bins of each box side's distribution (`reg_max`; 1: a single
+    distance through softplus, the head of checkpoints written before distributions)."""
 
     num_classes: int
     size: str = "n"
     width: float = 0.0
     depth: float = 0.0
     max_channels: int = 0
+    reg_max: int = REG_MAX
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
@@ -73,6 +81,7 @@ class ModelConfig:
             raise JetkitError(f"model width/depth must be in (0, 2], got {self.width}/{self.depth}")
         if self.max_channels < 8:
             raise JetkitError(f"model max_channels must be >= 8, got {self.max_channels}")
+        check_reg_max(self.reg_max)
 
     def channels(self, base: int) -> int:
         """The channels of a layer with `base` channels at width 1.0 and no cap."""
@@ -200,6 +209,7 @@ class HeadOutput(NamedTuple):
     anchors_xy: torch.Tensor  # (N, 2) anchor centres, input pixels
     strides: torch.Tensor  # (N,)
     features: list[torch.Tensor]  # neck outputs P3..P5, (B, C_l, H_l, W_l)
+    ltrb_logits: torch.Tensor | None = None  # (B, N, 4, reg_max) side distributions; None at 1
 
 
 def make_anchors(
@@ -216,13 +226,33 @@ def make_anchors(
     return torch.cat(points), torch.cat(per_anchor)
 
 
+class DistributionDecode(nn.Module):
+    """`(B, 4·R, N)` bin logits → `(B, 4, N)` expected distances in strides: a softmax over the
+    `R` bins, then their mean through a fixed 1x1 convolution with weights 0..R-1. This is
+    Ultralytics' DFL layout, which calibration keeps in float as a known island."""
+
+    def __init__(self, bins: int) -> None:
+        super().__init__()
+        self.bins = bins
+        self.register_buffer(
+            "bin_values", torch.arange(bins, dtype=torch.float32).view(1, bins, 1, 1)
+        )
+
+    def forward(self, logits: torch.Tensor) -> torch.Tensor:
+        batch, _, anchors = logits.shape
+        probs = logits.view(batch, 4, self.bins, anchors).transpose(2, 1).softmax(1)
+        return F.conv2d(probs, self.bin_values).view(batch, 4, anchors)
+
+
 class Head(nn.Module):
-    """Per level: a box branch giving left/top/right/bottom distances in strides (softplus keeps
-    them positive) and a class branch giving logits."""
+    """Per level: a box branch giving left/top/right/bottom distances in strides — each a
+    distribution over `reg_max` bins (or, at `reg_max` 1, one value through softplus) — and a
+    class branch giving logits."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.num_classes = config.num_classes
+        self.reg_max = config.reg_max
         self.box = nn.ModuleList()
         self.cls = nn.ModuleList()
         for channels in config.neck_channels:
@@ -231,7 +261,7 @@ class Head(nn.Module):
                 nn.Sequential(
                     ConvBNAct(channels, hidden, 3),
                     ConvBNAct(hidden, hidden, 3),
-                    nn.Conv2d(hidden, 4, 1),
+                    nn.Conv2d(hidden, 4 * config.reg_max, 1),
                 )
             )
             self.cls.append(
@@ -241,28 +271,36 @@ class Head(nn.Module):
                     nn.Conv2d(hidden, config.num_classes, 1),
                 )
             )
+        self.decode = DistributionDecode(config.reg_max) if config.reg_max > 1 else None
         self.reset_priors()
 
     def reset_priors(self) -> None:
-        """Start every class score at ~1% (focal-loss prior) so early training is stable."""
-        prior = -math.log((1 - 0.01) / 0.01)
-        for branch in self.cls:
-            nn.init.constant_(branch[-1].bias, prior)
+        """Start each level's class scores at about 5 objects per 640² image spread over its
+        cells and the classes (YOLOv8's prior): coarse levels, with fewer cells, start higher,
+        so no level drowns its first positives in negatives."""
+        for branch, stride in zip(self.cls, STRIDES, strict=True):
+            nn.init.constant_(branch[-1].bias, math.log(5 / self.num_classes / (640 / stride) ** 2))
         for branch in self.box:
             nn.init.constant_(branch[-1].bias, 1.0)
 
     def forward(self, features: list[torch.Tensor]) -> HeadOutput:
         sizes_hw = [(f.shape[2], f.shape[3]) for f in features]
         anchors_xy, strides = make_anchors(sizes_hw, STRIDES, features[0].device)
-        ltrb = torch.cat(
+        box = torch.cat(
             [branch(f).flatten(2) for branch, f in zip(self.box, features, strict=True)], dim=2
         )
         logits = torch.cat(
             [branch(f).flatten(2) for branch, f in zip(self.cls, features, strict=True)], dim=2
         )
-        ltrb_px = F.softplus(ltrb.transpose(1, 2)) * strides[:, None]
+        ltrb_logits = None
+        if self.decode is None:
+            ltrb = F.softplus(box)
+        else:
+            ltrb = self.decode(box)
+            ltrb_logits = box.view(box.shape[0], 4, self.reg_max, -1).permute(0, 3, 1, 2)
+        ltrb_px = ltrb.transpose(1, 2) * strides[:, None]
         xyxy = torch.cat((anchors_xy - ltrb_px[..., :2], anchors_xy + ltrb_px[..., 2:]), dim=-1)
-        return HeadOutput(logits.transpose(1, 2), xyxy, anchors_xy, strides, features)
+        return HeadOutput(logits.transpose(1, 2), xyxy, anchors_xy, strides, features, ltrb_logits)
 
 
 class DetectionModel(nn.Module):
@@ -323,6 +361,11 @@ def count_gflops(model: nn.Module, input_hw: tuple[int, int]) -> float:
             handle.remove()
         model.train(was_training)
     return total[0] / 1e9
+
+
+def check_reg_max(reg_max: object) -> None:
+    if not isinstance(reg_max, int) or not 1 <= reg_max <= 64:
+        raise JetkitError(f"reg_max must be an integer in [1, 64], got {reg_max!r}")
 
 
 def check_input_hw(input_hw: tuple[int, int]) -> None:

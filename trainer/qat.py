@@ -35,7 +35,7 @@ from trainer.engine import select_device
 from trainer.export import export_proto
 from trainer.loss import DetectionLoss
 from trainer.model import ConvBNAct
-from trainer.optim import lr_at, parameter_groups
+from trainer.optim import lr_at, parameter_groups, plan_optimizer
 from trainer.progress import ProgressBar
 
 # Weights: symmetric INT8 on [-127, 127], one scale per output channel (ONNX Runtime's
@@ -260,7 +260,10 @@ def _train(
         seed=config.seed,
         drop_last=len(train_set) > config.batch,
     )
-    params = parameter_groups(model, recipe.weight_decay)
+    adamw = plan_optimizer(
+        "adamw", len(samples), config.batch, config.epochs, weight_decay=recipe.weight_decay
+    )
+    params = parameter_groups(model, adamw.weight_decay)
     optimizer = torch.optim.AdamW(params, lr=config.lr)
     criterion = DetectionLoss(len(weights["names"]), recipe.loss)
     total_steps = config.epochs * len(loader)

@@ -85,3 +85,47 @@ def test_padding_and_empty_images_assign_nothing():
         torch.zeros(2, 0, dtype=torch.bool),
     )
     assert not none.fg_mask.any() and none.target_scores.sum() == 0
+
+
+def test_a_box_between_anchor_centres_gets_its_nearest_finest_anchors():
+    """A 4x4 px box lies between stride-8 centres, so no centre is inside and it would never be
+    learned; with `min_candidates` its nearest stride-8 anchors compete for it, never coarser
+    ones even when one is as near."""
+    fine = grid_anchors(size=4, stride=8)
+    coarse = torch.tensor([[16.0, 16.0]])
+    anchors = torch.cat((fine, coarse))
+    strides = torch.tensor([8.0] * 16 + [32.0])
+    gt = torch.tensor([[[14.0, 10.0, 18.0, 14.0]]])  # centre (16, 12)
+    scores, pred = perfect_predictions(anchors, gt[0, 0], 2, cls=0)
+    args = (scores, pred, anchors, torch.tensor([[0]]), gt, torch.tensor([[True]]))
+    assert not task_aligned_assign(*args, strides=strides).fg_mask.any()
+    result = task_aligned_assign(*args, strides=strides, min_candidates=4)
+    chosen = anchors[result.fg_mask[0]].tolist()
+    assert sorted(chosen) == [[12.0, 12.0], [12.0, 20.0], [20.0, 12.0], [20.0, 20.0]]
+
+
+def test_boxes_with_enough_centres_inside_keep_only_those():
+    anchors = grid_anchors()
+    gt = torch.tensor([[[8.0, 8.0, 32.0, 24.0]]])  # 6 centres inside
+    scores, pred = perfect_predictions(anchors, gt[0, 0], 3, cls=1)
+    args = (scores, pred, anchors, torch.tensor([[1]]), gt, torch.tensor([[True]]))
+    strides = torch.full((anchors.shape[0],), 8.0)
+    plain = task_aligned_assign(*args, topk=10)
+    widened = task_aligned_assign(*args, topk=10, strides=strides, min_candidates=3)
+    assert torch.equal(plain.fg_mask, widened.fg_mask)
+
+
+def test_a_penalised_overlap_prefers_a_centred_prediction_to_an_offset_one_of_equal_iou():
+    """Two anchors predict 20x20 boxes inside a 24x24 target (the same IoU), one centred on it
+    and one in its corner; with CIoU in the metric (YOLOv8's) the centred one wins, wherever it
+    is in the anchor order."""
+    anchors = torch.tensor([[12.0, 12.0], [20.0, 20.0]])
+    gt = torch.tensor([[[4.0, 4.0, 28.0, 28.0]]])
+    centred, corner = [6.0, 6.0, 26.0, 26.0], [4.0, 4.0, 24.0, 24.0]
+    scores = torch.full((1, 2, 1), 0.5)
+    for pred, expected in (([centred, corner], [True, False]), ([corner, centred], [False, True])):
+        result = task_aligned_assign(
+            scores, torch.tensor([pred]), anchors, torch.tensor([[0]]), gt,
+            torch.tensor([[True]]), topk=1, iou_kind="ciou",
+        )  # fmt: skip
+        assert result.fg_mask[0].tolist() == expected

@@ -52,6 +52,12 @@ def test_bad_training_input_is_one_clear_line(tiny_data, tiny_run, tmp_path):
     assert_user_error(jetkit("train", "--data", tiny_data, "--imgsz", "100"), "--imgsz 100")
     assert_user_error(jetkit("train", "--data", tiny_data, "--model", "xxl"), "--model 'xxl'")
     assert_user_error(jetkit("train", "--data", tiny_data, "--epochs", "0"), "--epochs")
+    assert_user_error(
+        jetkit("train", "--data", tiny_data, "--optimizer", "lion"), "--optimizer 'lion'"
+    )
+    assert_user_error(
+        jetkit("train", "--data", tiny_data, "--nominal-batch", "-1"), "--nominal-batch"
+    )
     assert_user_error(jetkit("distill", "--data", tiny_data, "--out", tmp_path / "d"), "--teacher")
     assert_user_error(
         jetkit("distill", "--data", tiny_data, "--teacher", tmp_path / "missing.pt"),

@@ -18,7 +18,7 @@ from trainer.augment import AugmentConfig
 from trainer.checkpoint import load_checkpoint
 from trainer.engine import resume, train
 from trainer.model import DetectionModel, ModelConfig
-from trainer.optim import lr_at, parameter_groups
+from trainer.optim import accumulate_at, lr_at, parameter_groups, plan_optimizer
 from trainer.synth import SYNTH_CLASSES
 
 
@@ -244,8 +244,54 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
 
 def test_weight_decay_skips_batchnorm_and_biases():
     model = DetectionModel(ModelConfig(2, "t"))
-    decay, no_decay = parameter_groups(model, 0.05)
-    assert all(p.ndim == 4 for p in decay["params"])
-    assert all(p.ndim == 1 for p in no_decay["params"])
-    total = len(decay["params"]) + len(no_decay["params"])
+    weights, norms, biases = parameter_groups(model, 0.05)
+    assert weights["weight_decay"] == 0.05 and all(p.ndim == 4 for p in weights["params"])
+    assert norms["weight_decay"] == biases["weight_decay"] == 0.0
+    assert all(p.ndim == 1 for p in norms["params"] + biases["params"])
+    assert biases["bias"] and not norms["bias"] and not weights["bias"]
+    total = sum(len(group["params"]) for group in (weights, norms, biases))
     assert total == len(list(model.parameters()))
+
+
+def test_auto_picks_adamw_for_short_runs_and_sgd_for_long_ones_as_ultralytics_does():
+    """Ultralytics' rule: more than 10000 steps of the nominal batch (64) means SGD."""
+    short = plan_optimizer("auto", 800, 16, 40, nominal_batch=64)
+    assert (short.name, short.lr, short.loss_scale) == ("adamw", 2e-3, 1.0)
+    coco = plan_optimizer("auto", 118_287, 16, 300, nominal_batch=64)
+    assert (coco.name, coco.lr, coco.momentum, coco.warmup_bias_lr) == ("sgd", 0.01, 0.937, 0.1)
+    assert coco.loss_scale == 16  # YOLOv8's lr0 assumes a loss summed over the batch
+    assert plan_optimizer("sgd", 800, 16, 40, lr=0.02).lr == 0.02
+
+
+def test_a_nominal_batch_accumulates_micro_batches_and_scales_weight_decay():
+    plan = plan_optimizer("adamw", 800, 16, 40, nominal_batch=64)
+    assert plan.accumulate == 4 and plan.weight_decay == pytest.approx(0.05)
+    odd = plan_optimizer("sgd", 800, 24, 40, nominal_batch=64)
+    assert odd.accumulate == 3 and odd.weight_decay == pytest.approx(5e-4 * 72 / 64)
+    assert plan_optimizer("adamw", 800, 16, 40).accumulate == 1  # off by default
+    assert plan_optimizer("adamw", 16, 16, 2, nominal_batch=64).accumulate == 2  # all it has
+
+
+def test_accumulation_ramps_up_over_warm_up():
+    ramp = [accumulate_at(step, 100, 4) for step in range(0, 120, 10)]
+    assert ramp[0] == 1 and ramp[-1] == 4 and ramp == sorted(ramp)
+
+
+def test_biases_can_warm_down_while_weights_warm_up():
+    weights = [lr_at(step, 100, 10, 0.01, 0.1) for step in range(12)]
+    biases = [lr_at(step, 100, 10, 0.01, 0.1, warmup_start_lr=0.1) for step in range(12)]
+    assert weights[0] < weights[9] and biases[0] > biases[9]
+    assert weights[9:] == pytest.approx(biases[9:])
+
+
+def test_a_run_with_a_nominal_batch_steps_once_per_accumulated_batch(
+    tiny_data, tiny_config, tmp_path
+):
+    """32 images in micro-batches of 4 with a nominal batch of 8: 8 backward passes, 4 optimizer
+    steps (each one EMA update), on YOLOv8's SGD."""
+    config = tiny_config(
+        tiny_data, tmp_path / "nbs", epochs=1, batch=4, nominal_batch=8, warmup_epochs=0,
+        optimizer="sgd", close_mosaic=0,
+    )  # fmt: skip
+    train(config, log=quiet)
+    assert load_checkpoint(tmp_path / "nbs" / "last.pt")["train_state"]["ema_updates"] == 4

@@ -10,7 +10,7 @@ from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.manifest import load_manifest
 from trainer.export import Parity, compare_outputs, export_checkpoint, export_proto
-from trainer.model import SIZES, DetectionModel, ModelConfig
+from trainer.model import SIZES, YOLOV8_REG_MAX, DetectionModel, ModelConfig
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def test_the_export_converts_to_an_fp16_artifact_that_matches(exported, val_imag
     out = tmp_path / "model-fp16.onnx"
     convert_fp16(exported.onnx_path, exported.manifest, out)
     frame = read_image(val_images[0])
-    fp32 = Detector.open(exported.onnx_path, conf=0.01)(frame)
-    fp16 = Detector.open(out, conf=0.01)(frame)
+    fp32 = Detector.open(exported.onnx_path, conf=0.001)(frame)
+    fp16 = Detector.open(out, conf=0.001)(frame)
     assert len(fp32) and abs(len(fp16) - len(fp32)) <= max(2, len(fp32) // 10)
     assert trt_findings(out) == []
 
@@ -110,6 +110,24 @@ def test_every_size_exports_to_a_graph_tensorrt_builds_on_every_version(size, tm
     path = tmp_path / f"{size}.onnx"
     path.write_bytes(export_proto(model, (64, 64), True, 4, 17, path).SerializeToString())
     assert trt_findings(path) == []
+
+
+def test_a_head_with_yolov8s_bins_decodes_in_the_graph_and_calibration_keeps_that_float(
+    tmp_path,
+):
+    """`--reg-max 16`: the softmax over each side's bins and their fixed projection are in the
+    exported graph (the output keeps the yolov8 layout), pass TensorRT's rules, and are found as
+    a float island, as in Ultralytics' exports."""
+    from calibration.islands import float_islands, island_counts
+    from calibration.trt_rules.graph import GraphView
+
+    model = DetectionModel(ModelConfig(num_classes=3, size="t", reg_max=YOLOV8_REG_MAX)).eval()
+    path = tmp_path / "dfl.onnx"
+    path.write_bytes(export_proto(model, (64, 64), True, 4, 17, path).SerializeToString())
+    graph = onnx.load(str(path))
+    assert any(node.op_type == "Softmax" for node in graph.graph.node)
+    assert trt_findings(path) == []
+    assert island_counts(float_islands(GraphView(graph))).get("dfl", 0) >= 2
 
 
 @pytest.mark.parametrize("runtime", ["cpu", "tensorrt"])

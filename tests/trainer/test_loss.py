@@ -4,8 +4,14 @@ import pytest
 import torch
 
 from edge.errors import JetkitError
-from trainer.loss import DetectionLoss, LossConfig, pad_targets
-from trainer.model import DetectionModel, ModelConfig
+from trainer.loss import (
+    DetectionLoss,
+    LossConfig,
+    distribution_focal_loss,
+    pad_targets,
+    target_ltrb,
+)
+from trainer.model import YOLOV8_REG_MAX, DetectionModel, ModelConfig
 
 
 def test_pad_targets_groups_boxes_by_image():
@@ -20,9 +26,10 @@ def test_pad_targets_groups_boxes_by_image():
     assert empty_class.shape == (2, 0) and empty_xyxy.shape == (2, 0, 4)
 
 
-def test_a_few_steps_on_one_batch_lower_both_terms():
+@pytest.mark.parametrize("reg_max", [1, YOLOV8_REG_MAX])
+def test_a_few_steps_on_one_batch_lower_every_term(reg_max):
     torch.manual_seed(0)
-    model = DetectionModel(ModelConfig(num_classes=3, size="t")).train()
+    model = DetectionModel(ModelConfig(num_classes=3, size="t", reg_max=reg_max)).train()
     images = torch.rand(2, 3, 96, 96)
     targets = torch.tensor(
         [[0, 1, 8, 8, 56, 40], [0, 2, 60, 50, 90, 90], [1, 0, 4, 4, 80, 80]], dtype=torch.float32
@@ -38,13 +45,42 @@ def test_a_few_steps_on_one_batch_lower_both_terms():
         history.append({k: float(v) for k, v in parts.items()})
     assert history[-1]["box"] < 0.6 * history[0]["box"]
     assert history[-1]["cls"] < 0.6 * history[0]["cls"]
+    if reg_max > 1:
+        assert history[-1]["dfl"] < 0.8 * history[0]["dfl"]
+    else:
+        assert "dfl" not in history[-1]
     assert criterion.last_assignment.fg_mask.any()
 
 
+def test_distribution_focal_loss_is_least_when_the_two_nearest_bins_share_the_mass():
+    """A target of 2.25 strides is best met by 75 % on bin 2 and 25 % on bin 3: the loss is
+    lowest there, and higher for all mass on bin 2 or on a far bin."""
+    target = torch.tensor([[2.25] * 4])
+
+    def loss_of(probs: list[float]) -> float:
+        logits = torch.log(torch.tensor(probs) + 1e-12).expand(1, 4, -1)
+        return float(distribution_focal_loss(logits, target))
+
+    split = loss_of([0, 0, 0.75, 0.25] + [0] * 12)
+    assert split < loss_of([0, 0, 1.0, 0] + [0] * 12)
+    assert split < loss_of([0, 0, 0.5, 0.5] + [0] * 12)
+    assert split < loss_of([0] * 10 + [1.0] + [0] * 5)
+
+
+def test_side_targets_beyond_the_last_bin_are_clamped_inside_it():
+    far = torch.tensor([[40.0, -1.0, 15.0, 0.0]])
+    at_edge = distribution_focal_loss(torch.zeros(1, 4, 16), far)
+    assert torch.isfinite(at_edge).all()
+    sides = target_ltrb(
+        torch.tensor([[16.0, 16.0]]), torch.tensor([8.0]), torch.tensor([[0.0, 8, 48, 20]])
+    )
+    assert sides.tolist() == [[2.0, 1.0, 4.0, 0.5]]
+
+
 def test_images_without_boxes_train_the_classifier_towards_background():
-    model = DetectionModel(ModelConfig(num_classes=2, size="t")).train()
+    model = DetectionModel(ModelConfig(num_classes=2, size="t", reg_max=YOLOV8_REG_MAX)).train()
     loss, parts = DetectionLoss(2)(model(torch.rand(1, 3, 64, 64)), torch.zeros(0, 6))
-    assert parts["box"] == 0 and parts["cls"] > 0
+    assert parts["box"] == 0 and parts["dfl"] == 0 and parts["cls"] > 0
     loss.backward()
 
 

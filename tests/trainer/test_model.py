@@ -1,5 +1,7 @@
 """The detector family: sizes, the yolov8 output layout the edge decoder reads, freezing, counts."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,9 @@ from edge.decode import decode_yolov8
 from edge.errors import JetkitError
 from trainer.model import (
     SIZES,
+    YOLOV8_REG_MAX,
     DetectionModel,
+    DistributionDecode,
     ModelConfig,
     check_input_hw,
     count_gflops,
@@ -33,15 +37,23 @@ def test_eval_output_is_the_yolov8_layout_with_pixel_boxes_and_probabilities():
     assert candidates[0].xyxy.shape == (anchors, 4)
 
 
+def canonical_order(xyxy: np.ndarray) -> np.ndarray:
+    """Boxes sorted by their coordinates: fresh class priors tie many scores, so the decoder's
+    score order among them is arbitrary. Sorted on rounded keys, since one box may differ in its
+    last float bit between the two paths."""
+    return xyxy[np.lexsort(np.round(xyxy, 2).T[::-1])]
+
+
 def test_raw_and_eval_outputs_describe_the_same_boxes():
     model = DetectionModel(ModelConfig(num_classes=2, size="t")).eval()
     images = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         raw = model(images, raw=True)
         final = model(images)
-    xyxy = decode_yolov8(final.numpy(), conf_threshold=0.0)[0].xyxy
-    order = np.argsort(-final[0, 4:].amax(0).numpy(), kind="stable")
-    np.testing.assert_allclose(xyxy, raw.xyxy[0].numpy()[order], atol=1e-4)
+    decoded = decode_yolov8(final.numpy(), conf_threshold=0.0)[0]
+    np.testing.assert_allclose(
+        canonical_order(decoded.xyxy), canonical_order(raw.xyxy[0].numpy()), atol=1e-4
+    )
     assert [f.shape[1] for f in raw.features] == list(ModelConfig(2, "t").neck_channels)
 
 
@@ -71,16 +83,47 @@ def test_each_size_is_larger_than_the_one_below():
         assert count_gflops(a, (128, 128)) < count_gflops(b, (128, 128))
 
 
-def test_a_checkpoint_of_the_sizes_before_channel_caps_still_loads():
+def test_a_checkpoint_of_the_sizes_before_channel_caps_and_box_bins_still_loads():
     """Sizes are named as YOLO users read them now; a checkpoint stores its width and depth, and
-    one written before caps existed was uncapped, so it loads as it was trained."""
+    one written before caps and box distributions was uncapped with one distance per side, so it
+    loads as it was trained."""
     from trainer.checkpoint import model_config_of
 
     old = {"num_classes": 3, "size": "l", "width": 1.0, "depth": 1.0}
-    before = DetectionModel(ModelConfig(3, "l", 1.0, 1.0, max_channels=1024))
+    before = DetectionModel(ModelConfig(3, "l", 1.0, 1.0, max_channels=1024, reg_max=1))
     loaded = DetectionModel(model_config_of({"model": old}))
     assert loaded.config.max_channels == 1024 and loaded.config.neck_channels == (256, 512, 1024)
+    assert loaded.config.reg_max == 1 and loaded.head.decode is None
     loaded.load_state_dict(before.state_dict())
+
+
+def test_a_side_distribution_decodes_to_its_mean_in_strides():
+    decode = DistributionDecode(16)
+    logits = torch.full((1, 4, 16, 2), -1e4)
+    logits[0, :, 3, 0] = 0.0  # all mass on bin 3
+    logits[0, :, 5:7, 1] = 0.0  # half on 5, half on 6
+    distances = decode(logits.reshape(1, 64, 2))
+    np.testing.assert_allclose(distances[0].numpy(), [[3.0, 5.5]] * 4, atol=1e-5)
+
+
+def test_a_head_with_yolov8s_bins_decodes_eval_boxes_from_their_means():
+    model = DetectionModel(ModelConfig(2, "t", reg_max=YOLOV8_REG_MAX)).eval()
+    assert DetectionModel(ModelConfig(2, "t")).head.decode is None  # one distance by default
+    with torch.no_grad():
+        raw = model(torch.rand(1, 3, 64, 64), raw=True)
+    assert raw.ltrb_logits.shape == (1, raw.xyxy.shape[1], 4, YOLOV8_REG_MAX)
+    means = raw.ltrb_logits.softmax(-1) @ torch.arange(YOLOV8_REG_MAX, dtype=torch.float32)
+    left_px = (raw.anchors_xy[:, 0] - raw.xyxy[0, :, 0]) / raw.strides
+    np.testing.assert_allclose(left_px.numpy(), means[0, :, 0].numpy(), atol=1e-4)
+
+
+def test_class_priors_start_coarse_levels_higher():
+    """YOLOv8's prior: about 5 objects per 640² image over each level's cells, so a P5 cell starts
+    16x as likely to hold an object as a P3 cell."""
+    head = DetectionModel(ModelConfig(4, "t")).head
+    p3, _, p5 = (torch.sigmoid(branch[-1].bias).mean().item() for branch in head.cls)
+    assert p5 / p3 == pytest.approx(16, rel=0.01)
+    assert p3 == pytest.approx(torch.sigmoid(torch.tensor(math.log(5 / 4 / 80**2))).item())
 
 
 def test_gflops_count_grows_with_the_input_area():

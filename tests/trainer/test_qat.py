@@ -12,6 +12,7 @@ import torch
 from cli_helpers import assert_user_error, jetkit
 from torch import nn
 
+from calibration.islands import is_projection_conv
 from calibration.qat_plan import ConvFakeQuant
 from calibration.trt_rules.graph import GraphView
 from edge.manifest import load_manifest
@@ -97,12 +98,13 @@ def test_layers_are_found_by_their_folded_weights_whatever_their_names(tiny_run,
 
 
 def conv_fake_quants_of_float(graph):
-    """A plan for every convolution of a float graph (unit input scale), to test matching."""
+    """A plan for every learned convolution of a float graph (unit input scale), to test
+    matching; the box distributions' fixed projection stays float in every INT8 artifact."""
     view = GraphView(graph)
     return [
         ConvFakeQuant(n.name, view.constant_array(n.input[1]), 1.0, 0, 0, 255)
         for n in view.nodes
-        if n.op_type == "Conv"
+        if n.op_type == "Conv" and not is_projection_conv(view, n)
     ]
 
 
