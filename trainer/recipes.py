@@ -63,7 +63,8 @@ class Recipe:
 # `jetkit demo`'s default: the chain in about 6.5 minutes on 2 CPU cores (teacher 2.3 min,
 # plain student 1.3, distilled 1.9; BENCHMARKS.md, "model sizes"). Short enough to show
 # distillation's gain (mAP50-95 0.069 plain → 0.075 distilled, teacher 0.102), not to reach
-# `demo`'s accuracy.
+# `demo`'s accuracy. Those scores predate the class prior per stride and YOLOv8's schedule
+# (the trainer's defaults since; BENCHMARKS.md, "recipe changes") and are to be re-measured.
 DEFAULT = Recipe(
     name="default",
     synth=SynthConfig(train_images=300, val_images=75, imgsz=224, seed=0),

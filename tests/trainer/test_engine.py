@@ -16,9 +16,16 @@ import torch
 from edge.errors import JetkitError
 from trainer.augment import AugmentConfig
 from trainer.checkpoint import load_checkpoint
-from trainer.engine import resume, train
+from trainer.engine import Trainer, resume, train
 from trainer.model import DetectionModel, ModelConfig
-from trainer.optim import accumulate_at, lr_at, parameter_groups, plan_optimizer
+from trainer.optim import (
+    WARMUP_MOMENTUM,
+    accumulate_at,
+    build_optimizer,
+    lr_at,
+    parameter_groups,
+    plan_optimizer,
+)
 from trainer.synth import SYNTH_CLASSES
 
 
@@ -295,3 +302,22 @@ def test_a_run_with_a_nominal_batch_steps_once_per_accumulated_batch(
     )  # fmt: skip
     train(config, log=quiet)
     assert load_checkpoint(tmp_path / "nbs" / "last.pt")["train_state"]["ema_updates"] == 4
+
+
+def test_sgd_warm_up_lowers_the_bias_rate_and_raises_momentum_as_yolov8_does(
+    tiny_data, tiny_config, tmp_path
+):
+    model = DetectionModel(ModelConfig(2, "t"))
+    plan = plan_optimizer("sgd", 800, 16, 40)
+    optimizer = build_optimizer(parameter_groups(model, plan.weight_decay), plan)
+    trainer = Trainer(tiny_config(tiny_data, tmp_path / "unused"))
+    for step, expect_momentum in ((0, WARMUP_MOMENTUM), (99, plan.momentum)):
+        lr = trainer._set_learning_rates(optimizer, plan, step, 1000, 100)
+        rates = {group["bias"]: group["lr"] for group in optimizer.param_groups}
+        momenta = [group["momentum"] for group in optimizer.param_groups]
+        assert rates[False] == lr
+        assert momenta == pytest.approx([expect_momentum] * len(momenta), abs=0.002)
+    assert rates[True] == pytest.approx(rates[False])  # both at the peak when warm-up ends
+    trainer._set_learning_rates(optimizer, plan, 0, 1000, 100)
+    rates = {group["bias"]: group["lr"] for group in optimizer.param_groups}
+    assert rates[True] > 0.09 and rates[False] < 0.001
