@@ -50,7 +50,10 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr", type=float, default=None, help="peak learning rate (AdamW 2e-3, SGD 0.01)"
     )
     opt.add_argument(
-        "--weight-decay", type=float, default=None, help="(AdamW 0.05, SGD 5e-4 at --nbs 64)"
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="(AdamW 0.05, SGD 5e-4 at --nominal-batch 64)",
     )
     opt.add_argument(
         "--nominal-batch",
@@ -85,9 +88,7 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
     aug.add_argument("--translate", type=float, default=0.1, help="random shift, input fraction")
     aug.add_argument("--fliplr", type=float, default=0.5, help="left-right flip probability")
     aug.add_argument("--hsv", default="0.015,0.7,0.4", help="hue,saturation,value gains")
-    aug.add_argument(
-        "--close-mosaic", type=int, default=10, help="no mosaic in the last N epochs"
-    )
+    aug.add_argument("--close-mosaic", type=int, default=10, help="no mosaic in the last N epochs")
     aug.add_argument("--weights", help="start from this checkpoint (tensors of matching shape)")
     aug.add_argument("--freeze", type=int, default=0, help="freeze the stem + first K-1 stages")
 

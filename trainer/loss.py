@@ -127,8 +127,9 @@ class DetectionLoss:
             / score_sum
         )
         fg = assignment.fg_mask
-        if bool(fg.any()):
-            weight = assignment.target_scores.sum(-1)[fg]
+        any_fg = bool(fg.any())
+        weight = assignment.target_scores.sum(-1)[fg]  # (P,) each positive's share
+        if any_fg:
             iou = elementwise_iou(pred_xyxy[fg], assignment.target_xyxy[fg], config.box_kind)
             box_loss = ((1.0 - iou) * weight).sum() / score_sum
         else:
@@ -136,21 +137,24 @@ class DetectionLoss:
         total = config.box_gain * box_loss + config.cls_gain * cls_loss
         parts = {"box": box_loss.detach(), "cls": cls_loss.detach()}
         if out.ltrb_logits is not None:
-            dfl_loss = self._dfl(out, assignment, score_sum)
+            if any_fg:
+                dfl_loss = self._dfl(out, assignment, weight, score_sum)
+            else:
+                dfl_loss = out.ltrb_logits.sum() * 0.0
             total = total + config.dfl_gain * dfl_loss
             parts["dfl"] = dfl_loss.detach()
         return total, parts
 
     @staticmethod
-    def _dfl(out: HeadOutput, assignment: Assignment, score_sum: torch.Tensor) -> torch.Tensor:
+    def _dfl(
+        out: HeadOutput, assignment: Assignment, weight: torch.Tensor, score_sum: torch.Tensor
+    ) -> torch.Tensor:
+        """The distribution focal loss over the `P` positives, weighted as the box loss is."""
         assert out.ltrb_logits is not None
         fg = assignment.fg_mask
-        if not bool(fg.any()):
-            return out.ltrb_logits.sum() * 0.0
         anchor_index = fg.nonzero()[:, 1]
         target = target_ltrb(
             out.anchors_xy[anchor_index], out.strides[anchor_index], assignment.target_xyxy[fg]
         )
-        weight = assignment.target_scores.sum(-1)[fg]
         loss = distribution_focal_loss(out.ltrb_logits[fg].float(), target)
         return (loss * weight).sum() / score_sum
