@@ -18,8 +18,18 @@ here (`--train-images`, `--val-images`, `--synth-imgsz`, `--seed`).
 
 Goals (issue 18): `n` plain ≥ YOLOv8n's mAP50-95 at ≤ its GFLOPs and ≤ its training time; `n`
 distilled ≥ YOLOv8n + 2 points; `t` distilled's mAP at ≤ 1/4 of YOLOv8n's GFLOPs, reported;
-training img/s ≥ Ultralytics'. The CPU schedule (defaults) is about an hour on 2 cores with
-`--skip-teacher`; `--gpu` trains on CUDA with AMP (both tools).
+training img/s ≥ Ultralytics'.
+
+Schedules: the CPU one (the defaults: 600 train / 150 val images, 30 epochs at 256 px, teacher
+`s`) is about an hour on 2 cores, all five rows; the teacher `s` costs about 3.5× a student `n`
+per image, so the longer schedule (`--train-images 800 --val-images 200 --epochs 40 --imgsz
+320`) takes about 55 minutes without the teacher (`--skip-teacher`) and 2.5 hours with it.
+`--gpu` trains both tools on CUDA (AMP for jetkit) on that longer schedule.
+
+Every finished row leaves `row.json` in its folder (training settings, wall time, files);
+`--reuse` takes a row from there instead of training it again when its settings are identical,
+e.g. to re-run only the distilled rows with other distillation settings. The table marks reused
+rows, whose wall times come from the earlier run.
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ from edge.evaluate import EVAL_THRESHOLDS, evaluate_detector
 BENCHMARKS = Path(__file__).resolve().parent
 DISTILL_GAIN_POINTS = 2.0
 T_GFLOPS_SHARE = 0.25
+HEADERS = (
+    "model", "params M", "GFLOPs", "mAP50-95", "mAP50", "AP-small", "train s", "img/s", "trained",
+)  # fmt: skip
 
 
 def log(message: str) -> None:
@@ -53,16 +66,19 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", help="a YOLO data.yaml (default: a jetkit synthetic set)")
-    parser.add_argument("--train-images", type=int, default=800)
-    parser.add_argument("--val-images", type=int, default=200)
+    parser.add_argument("--train-images", type=int, default=600)
+    parser.add_argument("--val-images", type=int, default=150)
     parser.add_argument("--synth-imgsz", type=int, default=320)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--imgsz", type=int, default=256)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher", default="s", help="jetkit size of the teacher (default s)")
     parser.add_argument("--skip-teacher", action="store_true", help="no teacher, no distillation")
     parser.add_argument("--gpu", action="store_true", help="train both on CUDA (AMP for jetkit)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="take rows with identical settings from row.json"
+    )
     parser.add_argument("--venv", default="runs/ultralytics-venv", help="Ultralytics' venv")
     parser.add_argument("--out", default="runs/bench_vs_ultralytics")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
@@ -114,14 +130,49 @@ def absolute_data_yaml(data: Path, folder: Path) -> Path:
     return target
 
 
+TRAINING_SETTINGS = (
+    "data", "train_images", "val_images", "synth_imgsz", "epochs", "imgsz", "batch", "seed", "gpu",
+)  # fmt: skip
+
+
+def row_settings(args: argparse.Namespace, **model: Any) -> dict[str, Any]:
+    """What decides a row's training: the run's data and schedule and the row's own model."""
+    return {**{name: getattr(args, name) for name in TRAINING_SETTINGS}, **model}
+
+
+def reused_row(args: argparse.Namespace, folder: Path, settings: dict[str, Any]) -> dict | None:
+    """The row recorded in `folder` when `--reuse` is on and it was trained with `settings`."""
+    path = folder / "row.json"
+    if not args.reuse or not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if record.get("settings") != settings:
+        log(f"{folder}: recorded with other settings, training again")
+        return None
+    log(f"{folder}: reusing the recorded row")
+    return {**record["row"], "reused": True}
+
+
+def record_row(folder: Path, settings: dict[str, Any], row: dict[str, Any]) -> dict[str, Any]:
+    from edge.atomic import write_text_atomic
+
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in row.items()}
+    record = {"settings": settings, "row": plain}
+    write_text_atomic(folder / "row.json", json.dumps(record, indent=2))
+    return {**plain, "reused": False}
+
+
 def ultralytics_row(args: argparse.Namespace, data: Path, out: Path) -> dict[str, Any]:
+    folder = out / "ultralytics"
+    settings = row_settings(args, model="yolov8n.yaml", tool="ultralytics")
+    if (row := reused_row(args, folder, settings)) is not None:
+        return row
     python = subprocess.run(
         ["bash", str(BENCHMARKS / "ultralytics_venv.sh"), args.venv],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    folder = out / "ultralytics"
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
@@ -133,7 +184,8 @@ def ultralytics_row(args: argparse.Namespace, data: Path, out: Path) -> dict[str
         check=True,
     )  # fmt: skip
     record = json.loads((folder / "yolov8n.train.json").read_text())
-    return {"label": "Ultralytics YOLOv8n", "onnx": folder / "yolov8n.onnx", **record}
+    row = {"label": "Ultralytics YOLOv8n", "onnx": folder / "yolov8n.onnx", **record}
+    return record_row(folder, settings, row)
 
 
 def jetkit_row(
@@ -143,7 +195,7 @@ def jetkit_row(
     label: str,
     size: str,
     val_images: list[Path],
-    teacher: Path | None = None,
+    teacher: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from trainer.config import TrainConfig
     from trainer.distill import DistillConfig
@@ -151,6 +203,16 @@ def jetkit_row(
     from trainer.export import export_checkpoint
 
     run = out / label.replace(" ", "-")
+    distill = None if teacher is None else DistillConfig()
+    settings = row_settings(
+        args,
+        model=size,
+        tool="jetkit",
+        teacher=None if teacher is None else teacher["label"],
+        distill=None if distill is None else distill.to_dict(),
+    )
+    if (row := reused_row(args, run, settings)) is not None:
+        return row
     config = TrainConfig(
         data=str(data),
         out=str(run),
@@ -160,19 +222,15 @@ def jetkit_row(
         batch=args.batch,
         seed=args.seed,
         device="cuda" if args.gpu else "cpu",
-        teacher=None if teacher is None else str(teacher),
-        distill=None if teacher is None else DistillConfig(),
+        teacher=None if teacher is None else str(teacher["best"]),
+        distill=distill,
     )
     started = time.perf_counter()
     result = train(config, exist_ok=True, log=lambda m: None if m.startswith("  ") else log(m))
     train_s = time.perf_counter() - started
     exported = export_checkpoint(result.best_path, run / "onnx", val_images)
-    return {
-        "label": label,
-        "onnx": exported.onnx_path,
-        "train_s": train_s,
-        "best": result.best_path,
-    }
+    row = {"label": label, "onnx": exported.onnx_path, "train_s": train_s, "best": result.best_path}
+    return record_row(run, settings, row)
 
 
 def measure(row: dict[str, Any], dataset: DetectionSet, train_images: int, epochs: int) -> None:
@@ -230,8 +288,8 @@ def main() -> int:
         teacher = jetkit_row(args, data, out, label, args.teacher, images)
         rows += [
             teacher,
-            jetkit_row(args, data, out, "jetkit n distilled", "n", images, teacher["best"]),
-            jetkit_row(args, data, out, "jetkit t distilled", "t", images, teacher["best"]),
+            jetkit_row(args, data, out, "jetkit n distilled", "n", images, teacher),
+            jetkit_row(args, data, out, "jetkit t distilled", "t", images, teacher),
         ]
     for row in rows:
         measure(row, val, train_images, args.epochs)
@@ -245,6 +303,7 @@ def main() -> int:
             "-" if np.isnan(row["map_small"]) else f"{row['map_small']:.4f}",
             f"{row['train_s']:.0f}",
             f"{row['images_per_s']:.1f}",
+            "reused" if row["reused"] else "this run",
         ]
         for row in rows
     ]
@@ -255,7 +314,7 @@ def main() -> int:
         f"{args.batch}, seed {args.seed}, {'CUDA' if args.gpu else 'CPU'}",
         env,
         table(
-            ["model", "params M", "GFLOPs", "mAP50-95", "mAP50", "AP-small", "train s", "img/s"],
+            HEADERS,
             lines,
         )
         + "\n\n"

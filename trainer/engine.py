@@ -52,6 +52,7 @@ from trainer.optim import (
     OptimizerPlan,
     accumulate_at,
     build_optimizer,
+    load_optimizer_state,
     lr_at,
     parameter_groups,
     plan_optimizer,
@@ -260,7 +261,7 @@ class Trainer:
             model.load_state_dict(state["model"])
             ema.model.load_state_dict(self.resume_from["state_dict"])
             ema.updates = state["ema_updates"]
-            optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(optimizer, state["optimizer"], f"the run in {self.out_dir}")
             scaler.load_state_dict(state["scaler"])
             if adapters is not None and state.get("adapters"):
                 adapters.load_state_dict(state["adapters"])

@@ -10,9 +10,12 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+
+from edge.errors import JetkitError
 
 OPTIMIZERS = ("auto", "adamw", "sgd")
 # (lr, weight decay, momentum or Adam's beta1, the biases' learning rate at the start of warm-up).
@@ -113,6 +116,24 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         {"params": biases, "weight_decay": 0.0, "bias": True},
     ]
     return [group for group in groups if group["params"]]
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, state: dict[str, Any], source: str
+) -> None:
+    """Restore `state` into `optimizer`, refusing one whose parameter groups differ: a run
+    written before biases had their own warm-up group (two groups, not three) would otherwise
+    fail deep inside torch, or, with equal counts in another order, resume with moments swapped
+    between tensors."""
+    saved = [len(group["params"]) for group in state["param_groups"]]
+    current = [len(group["params"]) for group in optimizer.param_groups]
+    if saved != current:
+        raise JetkitError(
+            f"{source} was written by another jetkit version (optimizer parameter groups "
+            f"{saved}, this version {current}) and cannot resume exactly; start a new run from "
+            "its weights with `jetkit train --weights CHECKPOINT`"
+        )
+    optimizer.load_state_dict(state)
 
 
 def lr_at(

@@ -63,7 +63,9 @@ class Recipe:
 # `jetkit demo`'s default: the chain in about 6 minutes on 2 CPU cores (teacher 2.2 min, plain
 # student 1.2, distilled 1.7; BENCHMARKS.md, "the demo on the new defaults"). With the class
 # prior and YOLOv8's schedule the teacher reaches mAP50-95 0.150 and the plain student 0.082, but
-# the distilled one 0.079: on this short schedule distillation no longer shows a gain.
+# the distilled one 0.079: on this short schedule, with a teacher this weak, distillation no
+# longer shows a gain (with a teacher `s` well ahead of its student it adds 3.9 points to `n`:
+# BENCHMARKS.md, "jetkit against Ultralytics YOLOv8n with the teacher").
 DEFAULT = Recipe(
     name="default",
     synth=SynthConfig(train_images=300, val_images=75, imgsz=224, seed=0),

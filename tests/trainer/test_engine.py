@@ -15,7 +15,7 @@ import torch
 
 from edge.errors import JetkitError
 from trainer.augment import AugmentConfig
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.engine import Trainer, resume, train
 from trainer.model import DetectionModel, ModelConfig
 from trainer.optim import (
@@ -117,6 +117,23 @@ def test_resume_reproduces_an_uninterrupted_run_exactly(tiny_run, tmp_path):
     assert without_timing(read_csv(interrupted / "results.csv")) == without_timing(
         read_csv(tiny_run.out_dir / "results.csv")
     )
+
+
+def test_a_run_from_a_version_with_other_optimizer_groups_is_refused_not_garbled(
+    tiny_run, tmp_path
+):
+    # Runs written before biases had their own warm-up group saved two groups (decay, no decay).
+    older = tmp_path / "older"
+    shutil.copytree(tiny_run.out_dir, older)
+    (older / "last.pt").unlink()
+    checkpoint = load_checkpoint(older / "epoch1.pt")
+    groups = checkpoint["train_state"]["optimizer"]["param_groups"]
+    assert len(groups) == 3
+    groups[1]["params"] += groups.pop(2)["params"]
+    save_checkpoint(checkpoint, older / "epoch1.pt")
+    with pytest.raises(JetkitError, match=r"groups \[\d+, \d+\].*jetkit train --weights"):
+        resume(older / "epoch1.pt", log=quiet)
+    assert not (older / "last.pt").exists()
 
 
 def test_early_stopping_ends_a_run_that_stops_improving(tiny_data, tiny_config, tmp_path):
