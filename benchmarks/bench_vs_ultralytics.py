@@ -20,11 +20,12 @@ Goals (issue 18): `n` plain ≥ YOLOv8n's mAP50-95 at ≤ its GFLOPs and ≤ its
 distilled ≥ YOLOv8n + 2 points; `t` distilled's mAP at ≤ 1/4 of YOLOv8n's GFLOPs, reported;
 training img/s ≥ Ultralytics'.
 
-Schedules: the CPU one (the defaults: 600 train / 150 val images, 30 epochs at 256 px, teacher
-`s`) is about an hour on 2 cores, all five rows; the teacher `s` costs about 3.5× a student `n`
-per image, so the longer schedule (`--train-images 800 --val-images 200 --epochs 40 --imgsz
-320`) takes about 55 minutes without the teacher (`--skip-teacher`) and 2.5 hours with it.
-`--gpu` trains both tools on CUDA (AMP for jetkit) on that longer schedule.
+Schedules (each option given overrides its value): the CPU one (600 train / 150 val images of
+320 px, 30 epochs at 256 px, batch 16, teacher `s`) is about an hour on 2 cores, all five rows;
+the teacher `s` costs about 3.5× a student `n` per image, so 800 / 40 epochs at 320 px takes
+about 55 minutes without the teacher (`--skip-teacher`) and 2.5 hours with it. `--gpu` trains
+both tools on CUDA (AMP for jetkit) on a longer schedule at YOLO's usual size: 2000 train / 500
+val images of 640 px, 100 epochs at 640 px, batch 32.
 
 Every finished row leaves `row.json` in its folder (training settings, wall time, files);
 `--reuse` takes a row from there instead of training it again when its settings are identical,
@@ -48,10 +49,21 @@ from _common import environment, finish, report, table
 from edge.datasets import DetectionSet, load_dataset
 from edge.detector import Detector
 from edge.evaluate import EVAL_THRESHOLDS, evaluate_detector
+from edge.models import file_sha256
 
 BENCHMARKS = Path(__file__).resolve().parent
 DISTILL_GAIN_POINTS = 2.0
 T_GFLOPS_SHARE = 0.25
+SCHEDULES = {
+    "cpu": {
+        "train_images": 600, "val_images": 150, "synth_imgsz": 320, "epochs": 30, "imgsz": 256,
+        "batch": 16,
+    },
+    "gpu": {
+        "train_images": 2000, "val_images": 500, "synth_imgsz": 640, "epochs": 100, "imgsz": 640,
+        "batch": 32,
+    },
+}  # fmt: skip
 HEADERS = (
     "model", "params M", "GFLOPs", "mAP50-95", "mAP50", "AP-small", "train s", "img/s", "trained",
 )  # fmt: skip
@@ -66,12 +78,8 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", help="a YOLO data.yaml (default: a jetkit synthetic set)")
-    parser.add_argument("--train-images", type=int, default=600)
-    parser.add_argument("--val-images", type=int, default=150)
-    parser.add_argument("--synth-imgsz", type=int, default=320)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--imgsz", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=16)
+    for name in SCHEDULES["cpu"]:
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help="see Schedules")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher", default="s", help="jetkit size of the teacher (default s)")
     parser.add_argument("--skip-teacher", action="store_true", help="no teacher, no distillation")
@@ -82,7 +90,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--venv", default="runs/ultralytics-venv", help="Ultralytics' venv")
     parser.add_argument("--out", default="runs/bench_vs_ultralytics")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for name, value in SCHEDULES["gpu" if args.gpu else "cpu"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
 
 
 def onnx_size(path: Path) -> tuple[float, float]:
@@ -136,8 +148,10 @@ TRAINING_SETTINGS = (
 
 
 def row_settings(args: argparse.Namespace, **model: Any) -> dict[str, Any]:
-    """What decides a row's training: the run's data and schedule and the row's own model."""
-    return {**{name: getattr(args, name) for name in TRAINING_SETTINGS}, **model}
+    """What decides a row's training: the run's data and schedule and the row's own model, as
+    JSON would give it back (tuples as lists), so that a recorded row compares equal."""
+    settings = {**{name: getattr(args, name) for name in TRAINING_SETTINGS}, **model}
+    return json.loads(json.dumps(settings))
 
 
 def reused_row(args: argparse.Namespace, folder: Path, settings: dict[str, Any]) -> dict | None:
@@ -203,16 +217,6 @@ def jetkit_row(
     from trainer.export import export_checkpoint
 
     run = out / label.replace(" ", "-")
-    distill = None if teacher is None else DistillConfig()
-    settings = row_settings(
-        args,
-        model=size,
-        tool="jetkit",
-        teacher=None if teacher is None else teacher["label"],
-        distill=None if distill is None else distill.to_dict(),
-    )
-    if (row := reused_row(args, run, settings)) is not None:
-        return row
     config = TrainConfig(
         data=str(data),
         out=str(run),
@@ -223,8 +227,18 @@ def jetkit_row(
         seed=args.seed,
         device="cuda" if args.gpu else "cpu",
         teacher=None if teacher is None else str(teacher["best"]),
-        distill=distill,
+        distill=None if teacher is None else DistillConfig(),
     )
+    # The whole config (jetkit's defaults included) and the teacher's bytes: a row is reused
+    # only if it would be trained the same way from the same teacher.
+    settings = row_settings(
+        args,
+        tool="jetkit",
+        config=config.to_dict(),
+        teacher_sha256=None if teacher is None else file_sha256(teacher["best"]),
+    )
+    if (row := reused_row(args, run, settings)) is not None:
+        return row
     started = time.perf_counter()
     result = train(config, exist_ok=True, log=lambda m: None if m.startswith("  ") else log(m))
     train_s = time.perf_counter() - started
