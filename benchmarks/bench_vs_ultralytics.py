@@ -28,8 +28,10 @@ both tools on CUDA (AMP for jetkit) on a longer schedule at YOLO's usual size: 2
 val images of 640 px, 100 epochs at 640 px, batch 32.
 
 Every finished row leaves `row.json` in its folder (training settings, wall time, files);
-`--reuse` takes a row from there instead of training it again when its settings are identical,
-e.g. to re-run only the distilled rows with other distillation settings. The table marks reused
+`--reuse` takes a row from there instead of training it again when its settings are identical
+(the schedule, jetkit's whole training config with its defaults, the teacher checkpoint's
+digest; a user's data.yaml by its path), e.g. to re-run only the distilled rows with other
+distillation settings. The table marks reused
 rows, whose wall times come from the earlier run.
 """
 

@@ -18,6 +18,9 @@ from trainer.model import HeadOutput
 @dataclass(frozen=True)
 class LossConfig:
     box_kind: str = "ciou"
+    # CIoU in the assigner's metric and positives for boxes with fewer than k anchor centres
+    # inside (YOLOv8 has neither) lowered the median of three seeds on the default schedule
+    # (BENCHMARKS.md, "recipe changes", round 3): options, off.
     assign_iou: str = "iou"
     min_candidates: int = 0
     box_gain: float = 7.5
