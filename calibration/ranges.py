@@ -26,6 +26,11 @@ HISTOGRAM_BINS = 2048
 # of INT8) and keeps the threshold with the least KL divergence (GTC 2017, S7310).
 QUANTIZED_BINS = 128
 DEFAULT_PERCENTILE = 99.99
+# ONNX Runtime widens a histogram at its first chunk's bin width when later images reach further
+# (`HistogramCollector.merge_histogram`): on a barely trained `l`, tensors narrow on the first 16
+# images ended with up to 584 000 bins, and the entropy search, O(bins²), stalled for hours.
+# Wider histograms are searched on coarser bins; those within this are searched as collected.
+ENTROPY_MAX_BINS = 8192
 # What `--method auto` tries with --val, from the same histograms.
 AUTO_CANDIDATES = ("entropy", "percentile:99.9", "percentile:99.99", "percentile:99.999", "minmax")
 _METHOD = re.compile(r"^(entropy|minmax|percentile)(?::(\d+(?:\.\d+)?))?$")
@@ -75,6 +80,17 @@ class TensorHistogram:
         return folded, self.threshold / half if half else 0.0
 
 
+def coarsened(counts: np.ndarray, bin_width: float, max_bins: int) -> tuple[np.ndarray, float]:
+    """`counts` summed over runs of `k` adjacent bins, `k` the smallest that leaves at most
+    `max_bins` (the last run padded with empty bins), and the bin width times `k`."""
+    factor = -(-counts.size // max_bins)
+    if factor <= 1:
+        return counts, bin_width
+    padded = np.zeros(factor * -(-counts.size // factor))
+    padded[: counts.size] = counts
+    return padded.reshape(-1, factor).sum(axis=1), bin_width * factor
+
+
 def entropy_amax(
     counts_abs: np.ndarray, bin_width: float, quantized_bins: int = QUANTIZED_BINS
 ) -> float:
@@ -84,6 +100,7 @@ def entropy_amax(
     range merged into `quantized_bins` levels and spread back over its non-empty bins; keep the
     cut of least KL divergence. Histograms narrower than `quantized_bins` bins keep their whole
     range."""
+    counts_abs, bin_width = coarsened(counts_abs, bin_width, ENTROPY_MAX_BINS)
     total = counts_abs.sum()
     if total == 0 or counts_abs.size <= quantized_bins:
         return float(counts_abs.size * bin_width)

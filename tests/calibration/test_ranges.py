@@ -8,6 +8,7 @@ from calibration.ranges import (
     HISTOGRAM_BINS,
     Method,
     TensorHistogram,
+    coarsened,
     entropy_amax,
     percentile_amax,
     ranges_for,
@@ -88,6 +89,24 @@ def test_degenerate_histograms_give_finite_ranges():
     for method in AUTO_CANDIDATES:
         low, high = tensor_range(constant, Method.parse(method))
         assert np.isfinite([low, high]).all() and low <= high <= 2.5
+
+
+def test_coarsening_keeps_every_count_and_the_covered_range():
+    counts = np.arange(10.0)
+    merged, width = coarsened(counts, 0.5, 4)
+    assert merged.tolist() == [3.0, 12.0, 21.0, 9.0] and width == 1.5  # 3 bins each, 2 padded
+    assert coarsened(counts, 0.5, 10) == (counts, 0.5)
+
+
+def test_a_histogram_onnxruntime_widened_to_400k_bins_keeps_the_bulk_not_the_outliers():
+    # Later chunks reaching 200x further than the first leave ONNX Runtime's histogram with
+    # hundreds of thousands of bins of the first chunk's width; searched bin by bin, the
+    # entropy threshold of such a tensor took hours.
+    rng = np.random.default_rng(3)
+    values = np.concatenate([np.abs(rng.normal(0, 1, 200_000)), [150.0, 399.0]])
+    counts, _ = np.histogram(values, bins=400_000, range=(0, 400))
+    amax = entropy_amax(counts.astype(np.float64), 0.001)
+    assert 2.0 < amax < 20.0, amax
 
 
 def test_saved_ranges_are_what_onnxruntimes_quantizer_reads(tmp_path):
