@@ -31,8 +31,7 @@ Every finished row leaves `row.json` in its folder (training settings, wall time
 `--reuse` takes a row from there instead of training it again when its settings are identical
 (the schedule, jetkit's whole training config with its defaults, the teacher checkpoint's
 digest; a user's data.yaml by its path), e.g. to re-run only the distilled rows with other
-distillation settings. The table marks reused
-rows, whose wall times come from the earlier run.
+distillation settings. The table marks reused rows, whose wall times come from the earlier run.
 """
 
 from __future__ import annotations
@@ -144,9 +143,7 @@ def absolute_data_yaml(data: Path, folder: Path) -> Path:
     return target
 
 
-TRAINING_SETTINGS = (
-    "data", "train_images", "val_images", "synth_imgsz", "epochs", "imgsz", "batch", "seed", "gpu",
-)  # fmt: skip
+TRAINING_SETTINGS = ("data", "seed", "gpu", *SCHEDULES["cpu"])
 
 
 def row_settings(args: argparse.Namespace, **model: Any) -> dict[str, Any]:
@@ -329,12 +326,7 @@ def main() -> int:
         f"{data}: {train_images} train images; {args.epochs} epochs at {args.imgsz} px, batch "
         f"{args.batch}, seed {args.seed}, {'CUDA' if args.gpu else 'CPU'}",
         env,
-        table(
-            HEADERS,
-            lines,
-        )
-        + "\n\n"
-        + "\n".join(goals(by_label)),
+        table(HEADERS, lines) + "\n\n" + "\n".join(goals(by_label)),
     )
     result = {
         "benchmark": "vs_ultralytics",
