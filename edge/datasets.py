@@ -412,6 +412,17 @@ def _yolo_sample(
     return _sample(image, size_wh, xyxy, class_ids, counts)
 
 
+def unlabelled_samples(images: list[Path]) -> list[Sample]:
+    """Samples without boxes for `images` (footage to pseudo-label), each decoded once for its
+    size."""
+    empty_xyxy, empty_ids = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    with contextlib.closing(_image_sizes(images)) as sizes:
+        return [
+            Sample(image, size_wh, empty_xyxy, empty_ids)
+            for image, size_wh in zip(images, sizes, strict=True)
+        ]
+
+
 def _image_sizes(images: list[Path]) -> Generator[tuple[int, int], None, None]:
     """`size_wh` of each image in order, decoded by a thread pool ahead of the caller, so that
     the caller's label parsing overlaps the decoding (OpenCV releases the GIL). Close the

@@ -332,11 +332,11 @@ def precision_recall_curves(
     return precision, recall
 
 
-def _precision_recall_at_best_f1(
+def _f1_curves(
     samples: Sequence[Sample], detections: Sequence[DetectionsLike], num_gt: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-class `(K,)` precision and recall at the confidence that maximises the mean F1 over
-    the classes with ground truth."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class precision and recall `(K, len(CONFIDENCE_GRID))`, and the mean F1 over the
+    classes with ground truth at each confidence of the grid."""
     true_positive = [
         match_detections(
             np.asarray(d.xyxy),
@@ -354,8 +354,41 @@ def _precision_recall_at_best_f1(
         num_gt,
     )
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-16)
-    best = int(f1[num_gt > 0].mean(axis=0).argmax())
+    return precision, recall, f1[num_gt > 0].mean(axis=0)
+
+
+def _precision_recall_at_best_f1(
+    samples: Sequence[Sample], detections: Sequence[DetectionsLike], num_gt: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class `(K,)` precision and recall at the confidence that maximises the mean F1 over
+    the classes with ground truth."""
+    precision, recall, mean_f1 = _f1_curves(samples, detections, num_gt)
+    best = int(mean_f1.argmax())
     return precision[:, best], recall[:, best]
+
+
+def best_f1_confidence(
+    samples: Sequence[Sample],
+    detections: Sequence[DetectionsLike],
+    num_classes: int,
+    min_confidence: float = 0.0,
+) -> tuple[float, float]:
+    """The confidence (at least `min_confidence`) at which `detections` agree best with the
+    samples' boxes (mean F1 over the classes with ground truth, IoU >= 0.5) and that F1: where a
+    detector's output is most trustworthy as labels. Raises when no sample has a box."""
+    num_gt = np.bincount(
+        np.concatenate([s.class_ids for s in samples] or [np.zeros(0, np.int64)]),
+        minlength=num_classes,
+    )
+    if not num_gt.any():
+        raise JetkitError(
+            f"none of the {len(samples)} labelled images has a box to choose a confidence on; "
+            "label some, or give the threshold yourself"
+        )
+    _, _, mean_f1 = _f1_curves(samples, detections, num_gt)
+    first = int(np.searchsorted(CONFIDENCE_GRID, min_confidence))
+    best = first + int(mean_f1[first:].argmax())
+    return float(CONFIDENCE_GRID[best]), float(mean_f1[best])
 
 
 # COCOeval's area ranges, in its order: all, small (< 32²), medium, large.

@@ -95,7 +95,12 @@ def _add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("distillation")
-    group.add_argument("--teacher", help="the teacher's checkpoint (best.pt of `jetkit train`)")
+    group.add_argument(
+        "--teacher",
+        help="the teacher: a jetkit checkpoint (best.pt), or any model `jetkit run` opens (an ONNX "
+        "of the yolov8/yolov5/yolox formats, e.g. an Ultralytics export, or a TensorRT engine); "
+        "classes match by name",
+    )
     group.add_argument("--kd-temperature", type=float, default=2.0, help="logit KD temperature T")
     group.add_argument("--logit-weight", type=float, default=1.0)
     group.add_argument("--feature-weight", type=float, default=1.0)
@@ -109,6 +114,28 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="train without distillation for the last N epochs",
     )
+    footage = parser.add_argument_group("unlabelled footage")
+    footage.add_argument(
+        "--unlabeled",
+        metavar="DIR",
+        help="footage without labels: a folder of images and/or videos (a `jetkit run` "
+        "recording), or a video file; trains on the teacher's pseudo-labels. Without --data, "
+        "every 10th frame is held out as the (teacher-labelled) validation",
+    )
+    footage.add_argument(
+        "--every", type=int, default=1, help="use every N-th frame of videos (default 1)"
+    )
+    footage.add_argument(
+        "--pseudo-threshold",
+        type=float,
+        help="teacher confidence for pseudo-labels (default: its best F1 on the labelled val "
+        "set; 0.25 without one)",
+    )
+    footage.add_argument(
+        "--cache-dir",
+        help="where the teacher's outputs and extracted video frames are kept (default: "
+        "$JETKIT_CACHE_DIR or ~/.cache/jetkit)",
+    )
 
 
 def _train_config(args: argparse.Namespace, distill: bool) -> Any:
@@ -116,12 +143,20 @@ def _train_config(args: argparse.Namespace, distill: bool) -> Any:
     from trainer.distill import DistillConfig
     from trainer.loss import LossConfig
 
-    if not args.data:
-        raise JetkitError(f"jetkit {args.verb} needs --data (a data.yaml), or --resume CKPT")
+    unlabeled = getattr(args, "unlabeled", None) if distill else None
+    if not args.data and not unlabeled:
+        raise JetkitError(
+            f"jetkit {args.verb} needs --data (a data.yaml)"
+            + (", --unlabeled DIR (footage)" if distill else "")
+            + ", or --resume CKPT"
+        )
     distill_config = None
     if distill:
         if not args.teacher:
-            raise JetkitError("jetkit distill needs --teacher CKPT (best.pt of a jetkit train run)")
+            raise JetkitError(
+                "jetkit distill needs --teacher MODEL (a jetkit best.pt, an ONNX model or a "
+                "TensorRT engine)"
+            )
         distill_config = DistillConfig(
             temperature=args.kd_temperature,
             logit_weight=args.logit_weight,
@@ -162,6 +197,10 @@ def _train_config(args: argparse.Namespace, distill: bool) -> Any:
         loss=LossConfig(box_kind=args.box_loss),
         teacher=args.teacher if distill else None,
         distill=distill_config,
+        unlabeled=unlabeled,
+        every=args.every if distill else 1,
+        pseudo_threshold=args.pseudo_threshold if distill else None,
+        cache_dir=args.cache_dir if distill else None,
     )
 
 

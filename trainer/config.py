@@ -20,7 +20,7 @@ def _option(name: str) -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data: str
+    data: str | None
     out: str = "runs/train"
     model: str = "n"
     reg_max: int = REG_MAX
@@ -48,6 +48,10 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     teacher: str | None = None
     distill: DistillConfig | None = None
+    unlabeled: str | None = None
+    every: int = 1
+    pseudo_threshold: float | None = None
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         positive_ints = ("epochs", "batch", "imgsz")
@@ -87,6 +91,17 @@ class TrainConfig:
             raise JetkitError(f"--freeze {self.freeze}: the backbone has 5 stages (0-5)")
         if (self.teacher is None) != (self.distill is None):
             raise JetkitError("distillation needs both a teacher checkpoint and its settings")
+        if self.data is None and self.unlabeled is None:
+            raise JetkitError("give --data (a data.yaml), --unlabeled (footage) or both")
+        if self.unlabeled is not None and self.teacher is None:
+            raise JetkitError(
+                "--unlabeled needs a teacher to label the footage: use `jetkit distill --teacher "
+                "MODEL`"
+            )
+        if not isinstance(self.every, int) or self.every < 1:
+            raise JetkitError(f"--every must be an integer >= 1, got {self.every!r}")
+        if self.pseudo_threshold is not None and not 0 < self.pseudo_threshold < 1:
+            raise JetkitError(f"--pseudo-threshold must be in (0, 1), got {self.pseudo_threshold}")
 
     @property
     def input_hw(self) -> tuple[int, int]:

@@ -23,7 +23,7 @@ _OPTION_OF_FIELD = {
 def register_data(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "data",
-        help="data sets: write the built-in synthetic one",
+        help="data sets: write the built-in synthetic one, extract frames from footage",
         description="Data set tools.",
     )
     actions = parser.add_subparsers(dest="data_action", metavar="ACTION")
@@ -47,6 +47,25 @@ def register_data(subparsers: Any) -> None:
     )
     synth.add_argument("--seed", type=int, metavar="S", help="random seed (default: 0)")
     synth.set_defaults(handler=run_synth)
+    frames = actions.add_parser(
+        "frames",
+        help="extract frames from videos, cameras or streams for training (near-duplicates out)",
+        description="Write every N-th frame of each SOURCE (a video file, rtsp://…, "
+        "images://DIR, v4l2://…, csi://…) as JPEG into OUT, optionally dropping near-duplicates "
+        "of the last frame kept (a static camera's copies). Nothing is written unless every "
+        "source reads to its end (or --duration / --max-frames).",
+    )
+    frames.add_argument("sources", metavar="SOURCE", nargs="+", help="video file or source URI")
+    frames.add_argument("--out", required=True, help="folder for the frames")
+    frames.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
+    frames.add_argument(
+        "--dedupe", action="store_true", help="drop frames that barely differ from the last kept"
+    )
+    frames.add_argument("--max-frames", type=int, help="keep at most N frames per source")
+    frames.add_argument(
+        "--duration", type=float, metavar="S", help="read live sources for S seconds"
+    )
+    frames.set_defaults(handler=run_frames)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -78,6 +97,27 @@ def run_synth(args: argparse.Namespace) -> int:
         print(f"synth: {args.out} already holds this data set; reusing it", file=sys.stderr)
     print(label_summary(data_yaml.parent, SYNTH_CLASSES), file=sys.stderr)
     print(data_yaml)
+    return 0
+
+
+def run_frames(args: argparse.Namespace) -> int:
+    from edge.cli import stderr_log
+    from edge.footage import FramesConfig, extract_frames
+
+    config = FramesConfig(
+        every=args.every,
+        dedupe=args.dedupe,
+        max_frames=args.max_frames,
+        duration_s=args.duration,
+    )
+    report = extract_frames(args.sources, Path(args.out), config, log=stderr_log)
+    duplicates = sum(report.duplicates.values())
+    print(
+        f"frames: {len(report.written)} written to {args.out} from {sum(report.read.values())} "
+        f"read" + (f" ({duplicates} near-duplicates dropped)" if args.dedupe else ""),
+        file=sys.stderr,
+    )
+    print(args.out)
     return 0
 
 

@@ -14,7 +14,7 @@ Three terms, each logged on its own and each zero when the student's outputs equ
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from edge.errors import JetkitError
 from trainer.iou import IOU_KINDS, elementwise_iou
-from trainer.model import STRIDES, HeadOutput, ModelConfig
+from trainer.model import STRIDES, HeadOutput
 
 FEATURE_MODES = ("masked", "cwd", "none")
 
@@ -62,19 +62,30 @@ class DistillConfig:
         return asdict(self)
 
 
-def check_compatible(
-    teacher: ModelConfig, student: ModelConfig, teacher_names: list[str], student_names: list[str]
-) -> None:
-    """Teacher and student must predict the same classes over the same levels."""
-    if list(teacher_names) != list(student_names):
-        raise JetkitError(
-            f"the teacher was trained on classes {teacher_names} but the data set has "
-            f"{student_names}; distil on the teacher's data set or retrain the teacher"
+def active_terms(config: DistillConfig, teacher_has_features: bool) -> list[str]:
+    """One phrase per term: on with its setting, or off and why."""
+
+    def weighted(name: str, weight: float, setting: str) -> str:
+        return f"{name} on ({setting})" if weight > 0 else f"{name} off (weight 0)"
+
+    terms = [
+        weighted("logit KD", config.logit_weight, f"T={config.temperature:g}"),
+        weighted(
+            "box distillation",
+            config.box_weight,
+            f"{config.box_kind} where the teacher scores > {config.box_score_threshold:g}",
+        ),
+    ]
+    if not teacher_has_features:
+        terms.append(
+            "feature imitation off (only a jetkit checkpoint teacher has neck features to "
+            "imitate; this one gives its outputs)"
         )
-    if teacher.num_classes != student.num_classes:
-        raise JetkitError(
-            f"teacher has {teacher.num_classes} classes, student {student.num_classes}"
-        )
+    elif config.feature_mode == "none":
+        terms.append("feature imitation off (--feature-mode none)")
+    else:
+        terms.append(weighted("feature imitation", config.feature_weight, config.feature_mode))
+    return terms
 
 
 def binary_kd_loss(
@@ -172,15 +183,30 @@ class FeatureAdapters(nn.Module):
         return [adapter(f) for adapter, f in zip(self.levels, features, strict=True)]
 
 
-class DistillLoss:
-    """The three terms for one batch, weighted; `parts` keeps each (detached) for the log."""
+class TeacherOutputs(Protocol):
+    """Per-anchor outputs on the student's grid: a `HeadOutput`, or a foreign teacher's
+    `trainer.teachers.TeacherTargets` (`features` None: no feature imitation)."""
 
-    def __init__(self, config: DistillConfig, adapters: FeatureAdapters) -> None:
+    @property
+    def cls_logits(self) -> torch.Tensor: ...
+
+    @property
+    def xyxy(self) -> torch.Tensor: ...
+
+    @property
+    def features(self) -> list[torch.Tensor] | None: ...
+
+
+class DistillLoss:
+    """The three terms for one batch, weighted; `parts` keeps each (detached) for the log.
+    Without `adapters` (a teacher without features) the feature term is zero."""
+
+    def __init__(self, config: DistillConfig, adapters: FeatureAdapters | None) -> None:
         self.config = config
         self.adapters = adapters
 
     def __call__(
-        self, student: HeadOutput, teacher: HeadOutput, targets: torch.Tensor
+        self, student: HeadOutput, teacher: TeacherOutputs, targets: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
         teacher_scores = teacher.cls_logits.float().sigmoid()
@@ -190,7 +216,12 @@ class DistillLoss:
             config.temperature,
             anchor_weights=teacher_scores.amax(-1).clamp(min=0.02),
         )
-        if config.feature_mode == "none" or config.feature_weight == 0:
+        if (
+            config.feature_mode == "none"
+            or config.feature_weight == 0
+            or self.adapters is None
+            or teacher.features is None
+        ):
             feature = logit * 0.0
         else:
             adapted = self.adapters(student.features)

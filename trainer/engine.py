@@ -31,19 +31,18 @@ from edge.datasets import DetectionSet, load_dataset, summarize
 from edge.errors import JetkitError
 from edge.evaluate import EvalResult, format_table
 from edge.manifest import PreprocessSpec
-from edge.models import file_sha256
 from trainer.checkpoint import (
     CHECKPOINT_FORMAT,
     load_checkpoint,
     load_matching,
     model_config_of,
     model_from_checkpoint,
-    preprocess_of,
     save_checkpoint,
 )
 from trainer.config import TrainConfig
 from trainer.dataset import DetectionDataset, make_loader, normalize_batch, set_loader_epoch
-from trainer.distill import DistillLoss, FeatureAdapters, check_compatible
+from trainer.distill import DistillLoss, FeatureAdapters, active_terms
+from trainer.footage import add_footage
 from trainer.loss import DetectionLoss
 from trainer.model import STRIDES, DetectionModel, ModelConfig, count_parameters, freeze_stages
 from trainer.optim import (
@@ -58,6 +57,7 @@ from trainer.optim import (
     plan_optimizer,
 )
 from trainer.progress import ProgressBar
+from trainer.teachers import open_teacher
 from trainer.validate import validate
 
 Log = Callable[[str], None]
@@ -196,29 +196,48 @@ class Trainer:
         finally:
             self.dist.close()
 
-    def _prepare_out_dir(self) -> None:
+    def _check_out_dir(self) -> None:
         last = self.out_dir / "last.pt"
         if self.resume_from is None and last.exists() and not self.exist_ok:
             raise JetkitError(
                 f"{self.out_dir} already holds a training run; continue it with --resume "
                 f"{last}, overwrite it with --exist-ok, or choose another --out"
             )
-        self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def _run(self, config: TrainConfig) -> RunResult:
         torch.manual_seed(config.seed)
         device = select_device(config.device, self.dist.local_rank)
-        if self.dist.is_main:
-            self._prepare_out_dir()
-        dataset = load_dataset(config.data)
-        names = list(dataset.names)
         spec = PreprocessSpec()
+        if self.dist.is_main:
+            self._check_out_dir()
+        labelled = load_dataset(config.data) if config.data else None
+        teacher = None
+        if config.teacher is not None:
+            teacher = open_teacher(
+                config.teacher,
+                labelled.names if labelled else None,
+                config.input_hw,
+                spec,
+                device,
+            )
+            self.log(f"teacher: {config.teacher}, {teacher.description}, frozen")
+        names = list(labelled.names if labelled else teacher.names)  # type: ignore[union-attr]
+        if labelled is not None:
+            self.log(summarize(labelled))
+        dataset = labelled
+        footage_info: dict[str, Any] = {}
+        if config.unlabeled is not None:
+            assert teacher is not None  # TrainConfig insists
+            dataset, footage_info = add_footage(config, labelled, names, teacher, self.log)
+        assert dataset is not None
+        if self.dist.is_main:
+            # Only now: data, teacher and footage have all been found good.
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         model_config = ModelConfig(
             num_classes=len(names), size=config.model, reg_max=config.reg_max
         )
         model = DetectionModel(model_config).to(device)
-        teacher, teacher_info = self._load_teacher(model_config, names, spec, device)
-        self.log(summarize(dataset))
+        teacher_info = {} if teacher is None else dict(teacher.info)
         if config.weights and self.resume_from is None:
             weights = load_checkpoint(config.weights)
             loaded, skipped = load_matching(model, weights["state_dict"])
@@ -231,10 +250,15 @@ class Trainer:
         adapters = None
         distill_loss = None
         if teacher is not None and config.distill is not None:
-            adapters = FeatureAdapters(model_config.neck_channels, teacher.config.neck_channels).to(
-                device
-            )
+            if teacher.neck_channels is not None:
+                adapters = FeatureAdapters(model_config.neck_channels, teacher.neck_channels).to(
+                    device
+                )
             distill_loss = DistillLoss(config.distill, adapters)
+            self.log(
+                "distillation: "
+                + "; ".join(active_terms(config.distill, teacher.neck_channels is not None))
+            )
 
         plan = plan_optimizer(
             config.optimizer,
@@ -330,7 +354,7 @@ class Trainer:
                     loss, parts = criterion(out, targets)
                     if distilling:
                         with torch.no_grad():
-                            teacher_out = teacher(images, raw=True)  # type: ignore[misc]
+                            teacher_out = teacher.targets(images_u8, images)  # type: ignore[union-attr]
                         kd_loss, kd_parts = distill_loss(out, teacher_out, targets)  # type: ignore[misc]
                         loss = loss + kd_loss
                         parts.update(kd_parts)
@@ -384,7 +408,14 @@ class Trainer:
                     + ("  (best)" if improved else f"  (best {best_fitness:.4f})")
                 )
                 checkpoint = self._checkpoint(
-                    model_config, names, spec, ema, epoch + 1, metrics_of(result), teacher_info
+                    model_config,
+                    names,
+                    spec,
+                    ema,
+                    epoch + 1,
+                    metrics_of(result),
+                    teacher_info,
+                    footage_info,
                 )
                 if improved:
                     save_checkpoint(checkpoint, self.out_dir / "best.pt")
@@ -446,41 +477,6 @@ class Trainer:
         shown = [f"{k} {v / steps:.3f}" for k, v in sums.items() if v]
         return "  ".join(shown)
 
-    def _load_teacher(
-        self, student: ModelConfig, names: list[str], spec: PreprocessSpec, device: torch.device
-    ) -> tuple[DetectionModel | None, dict[str, Any]]:
-        config = self.config
-        if config.teacher is None:
-            return None, {}
-        checkpoint = load_checkpoint(config.teacher)
-        teacher_config = model_config_of(checkpoint)
-        check_compatible(teacher_config, student, list(checkpoint["names"]), names)
-        if list(checkpoint.get("strides", STRIDES)) != list(STRIDES):
-            raise JetkitError(
-                f"the teacher predicts on strides {checkpoint['strides']}, the student on "
-                f"{list(STRIDES)}; feature and box distillation need the same levels"
-            )
-        if preprocess_of(checkpoint) != spec:
-            raise JetkitError(
-                f"the teacher {config.teacher} was trained with other preprocessing "
-                f"({checkpoint['preprocess']}); distillation needs the same input"
-            )
-        teacher = model_from_checkpoint(checkpoint).to(device)  # in eval mode
-        for param in teacher.parameters():
-            param.requires_grad_(False)
-        path = Path(config.teacher)
-        info = {
-            "path": str(path),
-            "sha256": file_sha256(path) if path.is_file() else None,
-            "model": teacher_config.size,
-            "metrics": checkpoint.get("metrics", {}),
-        }
-        self.log(
-            f"teacher: {config.teacher} ({teacher_config.size}, mAP50-95 "
-            f"{checkpoint.get('metrics', {}).get('map50_95', float('nan')):.4f}), frozen"
-        )
-        return teacher, info
-
     def _checkpoint(
         self,
         model_config: ModelConfig,
@@ -490,14 +486,18 @@ class Trainer:
         epoch: int,
         metrics: dict[str, float],
         teacher_info: dict[str, Any],
+        footage_info: dict[str, Any],
     ) -> dict[str, Any]:
+        data = self.config.data
         provenance: dict[str, Any] = {
-            "dataset": str(Path(self.config.data).resolve()),
+            "dataset": str(Path(data).resolve()) if data else None,
             "trained_by": "jetkit train" if not teacher_info else "jetkit distill",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         if teacher_info:
             provenance["teacher"] = teacher_info
+        if footage_info:
+            provenance["unlabeled"] = footage_info
         return {
             "format": CHECKPOINT_FORMAT,
             "model": model_config.to_dict(),

@@ -163,7 +163,8 @@ class VideoSink:
         recording = self._recordings.get(stream_id)
         if recording is None:
             recording = self._recordings[stream_id] = _Recording(self.config, stream_id)
-        recording.add(result.annotated_bgr(), result.frame.capture_monotonic_s)
+        image_bgr = result.annotated_bgr() if self.config.overlay else result.frame.image_bgr
+        recording.add(image_bgr, result.frame.capture_monotonic_s)
 
     def _finish_all(self) -> None:
         recordings, self._recordings = list(self._recordings.values()), {}

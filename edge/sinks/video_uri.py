@@ -1,4 +1,4 @@
-"""`video://PATH.mp4?fps=30` (or `.avi`, `.mkv`) parsed into a validated `VideoConfig`, and the
+"""`video://PATH.mp4?fps=30&overlay=0` (or `.avi`, `.mkv`) parsed into a validated `VideoConfig`, and the
 pure decisions of the video sink: codec, per-stream file names, playback rate. No I/O."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from edge.errors import JetkitError
-from edge.sinks.params import number_param, split_sink_uri
+from edge.sinks.params import flag_param, number_param, split_sink_uri
 
 # The codec per container that OpenCV's FFmpeg backend writes everywhere: MPEG-4 part 2 in
 # MP4/MKV, Motion JPEG (larger, but every frame a key frame) in AVI.
@@ -22,10 +22,12 @@ FPS_RANGE = (1.0, 120.0)
 
 @dataclass(frozen=True)
 class VideoConfig:
-    """Where to write; `fps` None: from the first frames' capture times."""
+    """Where to write; `fps` None: from the first frames' capture times; `overlay` False writes
+    the frames as captured (footage to train on), without the boxes drawn."""
 
     path: Path
     fps: float | None = None
+    overlay: bool = True
 
     def __post_init__(self) -> None:
         if self.path.suffix.lower() not in FOURCC_BY_SUFFIX:
@@ -49,10 +51,14 @@ class VideoConfig:
 
 
 def parse_video_uri(uri: str) -> VideoConfig:
-    parts = split_sink_uri(uri, ("fps",))
+    parts = split_sink_uri(uri, ("fps", "overlay"))
     if not parts.location:
         raise JetkitError("names no file; write video://PATH.mp4")
-    return VideoConfig(Path(unquote(parts.location)), number_param(parts.params, "fps", float))
+    return VideoConfig(
+        Path(unquote(parts.location)),
+        number_param(parts.params, "fps", float),
+        flag_param(parts.params, "overlay", default=True),
+    )
 
 
 def playback_fps(capture_times_s: Sequence[float]) -> float:

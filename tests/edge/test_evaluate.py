@@ -19,6 +19,7 @@ from edge.evaluate import (
     CONFIDENCE_GRID,
     EVAL_THRESHOLDS,
     ImageDetections,
+    best_f1_confidence,
     evaluate,
     evaluate_detector,
     format_table,
@@ -252,3 +253,35 @@ def test_evaluate_detector_refuses_other_classes_and_a_batch_too_big(tmp_path, b
         evaluate_detector(detector, ds.val, names=["cat", "dog", "bird"])
     with pytest.raises(JetkitError, match="batch 9 must be between 1 and the model's max batch 8"):
         evaluate_detector(detector, ds.val, batch=9)
+
+
+def test_best_f1_confidence_separates_objects_from_clutter():
+    """True boxes at 0.6-0.9, clutter at 0.1-0.3: the confidence chosen keeps every object and
+    no clutter (the lowest such, for recall), with F1 1."""
+    rng = np.random.default_rng(0)
+    samples, detections = [], []
+    for i in range(6):
+        gt = np.array([[10, 10, 50, 50], [60, 60, 90, 100]], np.float32)
+        samples.append(sample(f"{i}.jpg", (128, 128), gt, [0, 1]))
+        clutter = np.array([[100, 0, 120, 20], [0, 100, 30, 120]], np.float32)
+        detections.append(
+            ImageDetections(
+                np.concatenate([gt, clutter]),
+                np.concatenate([rng.uniform(0.6, 0.9, 2), rng.uniform(0.1, 0.3, 2)]).astype(
+                    np.float32
+                ),
+                np.array([0, 1, 0, 1]),
+            )
+        )
+    confidence, f1 = best_f1_confidence(samples, detections, 2)
+    top_clutter = max(float(d.scores[2:].max()) for d in detections)
+    weakest_object = min(float(d.scores[:2].min()) for d in detections)
+    assert top_clutter < confidence <= weakest_object and f1 == pytest.approx(1.0)
+    assert best_f1_confidence(samples, detections, 2, min_confidence=0.7)[0] >= 0.7
+
+
+def test_best_f1_confidence_needs_boxes():
+    empty = [sample("0.jpg", (64, 64), np.zeros((0, 4)), [])]
+    none = [ImageDetections(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))]
+    with pytest.raises(JetkitError, match="threshold yourself"):
+        best_f1_confidence(empty, none, 2)

@@ -1,5 +1,6 @@
 """Expensive trainer artifacts, made once per session: a small synthetic data set and a tiny
-model really trained on it for two epochs (what eval, export and distillation tests consume)."""
+model really trained on it for two epochs (what eval, export and distillation tests consume),
+and that model exported to ONNX (a teacher file)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory):
 def make_tiny_config(data, out, **changes) -> TrainConfig:
     """Two quick epochs of the smallest model (`t`) at 96 px."""
     values = dict(
-        data=str(data),
+        data=None if data is None else str(data),
         out=str(out),
         model="t",
         epochs=2,
@@ -47,3 +48,17 @@ def tiny_run(tiny_data, tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     return train(make_tiny_config(tiny_data, out, save_period=1), log=lambda _message: None)
+
+
+@pytest.fixture(scope="session")
+def teacher_onnx(tiny_run, tiny_data, tmp_path_factory):
+    """`tiny_run`'s best.pt exported to ONNX (dynamic batch up to 4): a teacher file as a user
+    would hand `jetkit distill --teacher`."""
+    from edge.datasets import load_dataset
+    from trainer.export import export_checkpoint
+
+    val = [s.image_path for s in load_dataset(tiny_data, splits=("val",)).val]
+    out = tmp_path_factory.mktemp("teacher-onnx")
+    return export_checkpoint(
+        tiny_run.best_path, out, val, dynamic_batch=True, max_batch=4
+    ).onnx_path

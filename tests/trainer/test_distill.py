@@ -9,9 +9,9 @@ from trainer.distill import (
     DistillConfig,
     DistillLoss,
     FeatureAdapters,
+    active_terms,
     binary_kd_loss,
     box_distill_loss,
-    check_compatible,
     cwd_loss,
     masked_feature_loss,
     object_masks,
@@ -93,9 +93,23 @@ def test_whole_loss_trains_student_and_adapters_not_the_teacher():
         assert all(p.grad is None for p in teacher.parameters())
 
 
-def test_teacher_and_student_must_share_classes():
-    with pytest.raises(JetkitError, match="classes"):
-        check_compatible(ModelConfig(3, "s"), ModelConfig(3, "n"), ["a", "b", "c"], ["a", "b", "x"])
+def test_a_teacher_without_features_turns_feature_imitation_off_and_says_why():
+    torch.manual_seed(0)
+    student = DetectionModel(ModelConfig(3, "t")).train()
+    outputs = student(torch.rand(1, 3, 64, 64))
+    from trainer.teachers import TeacherTargets
+
+    teacher = TeacherTargets(outputs.cls_logits.detach() + 1.0, outputs.xyxy.detach(), None)
+    targets = torch.zeros(0, 6)
+    total, parts = DistillLoss(DistillConfig(box_score_threshold=0.0), None)(
+        outputs, teacher, targets
+    )
+    assert parts["kd_feature"] == 0 and parts["kd_logit"] > 0
+    total.backward()
+    terms = active_terms(DistillConfig(), teacher_has_features=False)
+    assert terms[0] == "logit KD on (T=2)"
+    assert terms[-1].startswith("feature imitation off (only a jetkit checkpoint teacher")
+    assert active_terms(DistillConfig(feature_mode="none"), True)[-1].endswith("none)")
 
 
 def test_config_errors_name_the_option():

@@ -338,3 +338,83 @@ def test_sgd_warm_up_lowers_the_bias_rate_and_raises_momentum_as_yolov8_does(
     trainer._set_learning_rates(optimizer, plan, 0, 1000, 100)
     rates = {group["bias"]: group["lr"] for group in optimizer.param_groups}
     assert rates[True] > 0.09 and rates[False] < 0.001
+
+
+def copy_train_images(data, folder: Path, count: int) -> Path:
+    """The first `count` train images of `data` in `folder`, without labels: footage."""
+    from edge.datasets import load_dataset
+
+    folder.mkdir()
+    for sample in load_dataset(data, splits=("train",)).train[:count]:
+        shutil.copy(sample.image_path, folder / sample.image_path.name)
+    return folder
+
+
+def test_distilling_from_an_onnx_teacher_with_unlabeled_footage(
+    tiny_data, tiny_config, teacher_onnx, tmp_path
+):
+    """The teacher runs in ONNX Runtime on every augmented batch (logit and box terms; no
+    features to imitate), pseudo-labels the footage, and the student's checkpoint and exported
+    manifest record both."""
+    from edge.models import file_sha256
+    from trainer.distill import DistillConfig
+    from trainer.export import export_checkpoint
+
+    footage = copy_train_images(tiny_data, tmp_path / "footage", 16)
+    logs: list[str] = []
+    config = tiny_config(
+        tiny_data,
+        tmp_path / "student",
+        teacher=str(teacher_onnx),
+        distill=DistillConfig(off_epochs=1, box_score_threshold=0.0),
+        unlabeled=str(footage),
+        pseudo_threshold=0.001,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    result = train(config, log=logs.append)
+    first, last = result.history
+    assert first["train/kd_logit"] > 0 and first["train/kd_box"] > 0
+    assert first["train/kd_feature"] == 0 and last["train/kd_logit"] == 0
+    assert any("feature imitation off (only a jetkit checkpoint" in line for line in logs)
+    assert any("48 images" in line for line in logs if line.startswith("training"))
+    provenance = load_checkpoint(result.best_path)["provenance"]
+    assert provenance["teacher"]["format"] == "onnx (yolov8)"
+    assert provenance["teacher"]["sha256"] == file_sha256(teacher_onnx)
+    footage_record = provenance["unlabeled"]
+    assert footage_record["frames"] == 16 and footage_record["pseudo_boxes"] > 0
+    assert footage_record["threshold_from"] == "--pseudo-threshold"
+    exported = export_checkpoint(result.best_path, tmp_path / "onnx", sorted(footage.iterdir())[:2])
+    manifest = exported.manifest
+    assert manifest.provenance["unlabeled"]["source"] == str(footage.resolve())
+    assert manifest.provenance["teacher"]["path"] == str(teacher_onnx)
+    # A second student from the same teacher and footage does not run the teacher on it again.
+    again: list[str] = []
+    train(config.replace(out=str(tmp_path / "second"), epochs=1), log=again.append)
+    assert any("16 from the cache" in line and "0 computed" in line for line in again)
+
+
+def test_footage_alone_validates_on_held_out_teacher_labels(
+    tiny_data, tiny_config, teacher_onnx, tmp_path
+):
+    from trainer.distill import DistillConfig
+
+    footage = copy_train_images(tiny_data, tmp_path / "footage", 20)
+    logs: list[str] = []
+    result = train(
+        tiny_config(
+            None,
+            tmp_path / "student",
+            epochs=1,
+            teacher=str(teacher_onnx),
+            distill=DistillConfig(off_epochs=0),
+            unlabeled=str(footage),
+            pseudo_threshold=0.001,
+            cache_dir=str(tmp_path / "cache"),
+        ),
+        log=logs.append,
+    )
+    assert any("validation is the teacher's pseudo-labels on 2 held-out" in line for line in logs)
+    provenance = load_checkpoint(result.best_path)["provenance"]
+    assert provenance["dataset"] is None
+    assert provenance["unlabeled"]["validation"] == "teacher pseudo-labels on 2 held-out frames"
+    assert load_checkpoint(result.best_path)["names"] == list(SYNTH_CLASSES)

@@ -12,7 +12,7 @@ from edge.errors import JetkitError
 from edge.sinks import open_sink
 from edge.sinks.video_uri import DEFAULT_FPS, VideoConfig, parse_video_uri, playback_fps
 
-from .conftest import SCENE_SIZE_WH, assert_shows_annotations
+from .conftest import RED_BOX, SCENE_SIZE_WH, assert_shows_annotations
 
 
 def _read_back(path: Path) -> tuple[list[np.ndarray], float]:
@@ -42,7 +42,8 @@ def test_uri_gives_path_fps_and_codec():
         ("video://out.mov", "'out.mov' is no video file name; end it in .mp4, .mkv, .avi"),
         ("video://out.mp4?fps=0", "param 'fps' must be > 0, got 0"),
         ("video://out.mp4?fps=fast", "param 'fps' must be a number, got 'fast'"),
-        ("video://out.mp4?rate=30", "unknown param 'rate' for video://; params: fps"),
+        ("video://out.mp4?rate=30", "unknown param 'rate' for video://; params: fps, overlay"),
+        ("video://out.mp4?overlay=maybe", "param 'overlay' must be 1 or 0, got 'maybe'"),
         ("video://?fps=30", "names no file"),
     ],
 )
@@ -93,6 +94,23 @@ def test_several_streams_write_one_mp4_each_at_the_given_fps(tmp_path, make_resu
     for name in ("run-door.mp4", "run-yard.mp4"):
         frames, fps = _read_back(tmp_path / name)
         assert len(frames) == 4 and fps == pytest.approx(10.0)
+
+
+def test_overlay_off_records_the_frames_as_captured_for_training(tmp_path, make_results):
+    path = tmp_path / "footage.avi"
+    assert parse_video_uri(f"video://{path}?overlay=0").overlay is False
+    sink = open_sink(f"video://{path}?overlay=0")
+    results = make_results(3)
+    for result in results:
+        sink.write(result)
+    sink.close()
+    frames, _ = _read_back(path)
+    x0, y0, _, _ = RED_BOX
+    caption = (slice(y0 - 12, y0), slice(x0, x0 + 40))  # where the label would be drawn
+    decoded = frames[1].astype(int)[caption]
+    raw = results[1].frame.image_bgr.astype(int)[caption]
+    annotated = results[1].annotated_bgr().astype(int)[caption]
+    assert np.abs(decoded - raw).mean() * 3 < np.abs(decoded - annotated).mean()
 
 
 def test_an_unwritable_directory_fails_at_open(tmp_path):

@@ -1,0 +1,127 @@
+"""`--unlabeled`: footage joins a distillation run with the teacher's pseudo-labels.
+
+Everything here happens before the run folder is touched: an empty folder, an undecodable video
+or a teacher that finds nothing fails with nothing written (the teacher cache and extracted video
+frames aside, which are keyed by content and only ever complete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.datasets import DetectionSet, Sample, unlabelled_samples
+from edge.dense import class_index_map
+from edge.errors import JetkitError
+from edge.evaluate import ImageDetections, best_f1_confidence
+from trainer.config import TrainConfig
+from trainer.pseudo import (
+    DEFAULT_PSEUDO_THRESHOLD,
+    MIN_PSEUDO_THRESHOLD,
+    WEAK_TEACHER_F1,
+    box_count,
+    footage_images,
+    holdout_split,
+    pseudo_labelled,
+    to_student_classes,
+)
+from trainer.teacher_cache import TeacherOutputCache, cached_predictions, default_cache_dir
+from trainer.teachers import Teacher
+
+Log = Callable[[str], None]
+
+
+def add_footage(
+    config: TrainConfig,
+    labelled: DetectionSet | None,
+    names: list[str],
+    teacher: Teacher,
+    log: Log,
+) -> tuple[DetectionSet, dict[str, Any]]:
+    """`labelled` (or nothing) plus `config.unlabeled`'s frames with pseudo-labels → the data set
+    to train on, and the provenance to record."""
+    assert config.unlabeled is not None
+    cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    images = footage_images(config.unlabeled, config.every, cache_root, log)
+    frames = unlabelled_samples(images)
+    cache = TeacherOutputCache(cache_root, teacher.info["sha256"])
+    index = class_index_map(teacher.names, tuple(names))
+
+    def predict(samples: Sequence[Sample]) -> list[ImageDetections]:
+        found = cached_predictions(teacher.predict, samples, cache, log)
+        return [to_student_classes(d, index) for d in found]
+
+    has_labelled_val = labelled is not None and box_count(labelled.val) > 0
+    if config.pseudo_threshold is not None:
+        threshold, chosen_by = config.pseudo_threshold, "--pseudo-threshold"
+    elif has_labelled_val:
+        assert labelled is not None
+        threshold, f1 = best_f1_confidence(
+            labelled.val, predict(labelled.val), len(names), MIN_PSEUDO_THRESHOLD
+        )
+        if f1 == 0:
+            raise JetkitError(
+                f"the teacher {config.teacher} finds none of the boxes of the {len(labelled.val)} "
+                f"labelled val images of {config.data} at any confidence >= "
+                f"{MIN_PSEUDO_THRESHOLD}, so its labels for the footage would be noise; check "
+                "that it was trained for these classes and pictures, or give --pseudo-threshold"
+            )
+        chosen_by = f"the teacher's best F1 ({f1:.3f}) on {len(labelled.val)} labelled val images"
+        if f1 < WEAK_TEACHER_F1:
+            log(
+                f"warning: the teacher agrees with the labelled val set at F1 {f1:.3f} at best: "
+                "its pseudo-labels are noisy and can cost the student accuracy (BENCHMARKS.md); "
+                "compare with a run without --unlabeled"
+            )
+    else:
+        threshold, chosen_by = DEFAULT_PSEUDO_THRESHOLD, "the default: no labelled val set"
+    pseudo = pseudo_labelled(frames, predict(frames), threshold)
+    boxes = box_count(pseudo)
+    if boxes == 0:
+        raise JetkitError(
+            f"the teacher {config.teacher} finds nothing at or above {threshold:.3f} on the "
+            f"{len(frames)} frames of {config.unlabeled}; check that it detects these cameras' "
+            "objects (`jetkit detect --model TEACHER FRAME`) or lower --pseudo-threshold"
+        )
+    log(
+        f"footage: {len(frames)} frames of {config.unlabeled}, {boxes} pseudo-boxes at "
+        f"confidence >= {threshold:.3f} ({chosen_by})"
+    )
+    info: dict[str, Any] = {
+        "source": str(Path(config.unlabeled).resolve()),
+        "frames": len(frames),
+        "every": config.every,
+        "pseudo_boxes": boxes,
+        "threshold": round(threshold, 4),
+        "threshold_from": chosen_by,
+    }
+    if labelled is not None:
+        info["validation"] = "labelled val set"
+        dataset = DetectionSet(
+            labelled.names,
+            labelled.train + tuple(pseudo),
+            labelled.val,
+            labelled.source,
+            labelled.report,
+        )
+        return dataset, info
+    train, held = holdout_split(pseudo)
+    if box_count(held) == 0:
+        raise JetkitError(
+            f"the teacher finds nothing on the {len(held)} held-out frames of {config.unlabeled} "
+            "(every 10th), which are this run's only validation; give more footage or --data"
+        )
+    log(
+        f"no labelled data: validation is the teacher's pseudo-labels on {len(held)} held-out "
+        "frames (every 10th), so mAP here measures agreement with the teacher, not accuracy"
+    )
+    info["validation"] = f"teacher pseudo-labels on {len(held)} held-out frames"
+    dataset = DetectionSet(
+        tuple(names),
+        tuple(train),
+        tuple(held),
+        Path(config.unlabeled),
+        {"train_images": len(train), "val_images": len(held)},
+    )
+    return dataset, info
