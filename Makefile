@@ -7,7 +7,7 @@ JETSON_VENV ?= .venv-jetson
 # The test files with TensorRT tests (the `jetson` marker); none of them imports torch.
 JETSON_TESTS := $(shell grep -rl "pytest.mark.jetson" tests)
 
-.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-vs-ultralytics bench-calib bench-pipeline clean
+.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -46,6 +46,11 @@ bench-train: setup
 # venv): YOLOv8n, jetkit n, teacher s, n and t distilled, about an hour on 2 CPU cores.
 bench-vs-ultralytics: setup
 	$(PY) benchmarks/bench_vs_ultralytics.py --json runs/bench_vs_ultralytics.json
+
+# Students from 10% of the labels plus a teacher's pseudo-labels on the other 90% (an ONNX teacher,
+# and an Ultralytics-exported one in its own venv), against 10% and all labels: ~50 min on 2 cores.
+bench-unlabeled: setup
+	$(PY) benchmarks/bench_unlabeled.py --json runs/bench_unlabeled.json
 
 # INT8/FP16 artifacts of bench-train's student against its FP32 ONNX (needs bench-train first).
 bench-calib: setup
