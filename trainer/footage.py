@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from edge.datasets import DetectionSet, Sample, unlabelled_samples
-from edge.dense import class_index_map
 from edge.errors import JetkitError
 from edge.evaluate import ImageDetections, best_f1_confidence
 from trainer.config import TrainConfig
@@ -46,11 +45,10 @@ def add_footage(
     images = footage_images(config.unlabeled, config.every, cache_root, log)
     frames = unlabelled_samples(images)
     cache = TeacherOutputCache(cache_root, teacher.info["sha256"])
-    index = class_index_map(teacher.names, tuple(names))
 
     def predict(samples: Sequence[Sample]) -> list[ImageDetections]:
         found = cached_predictions(teacher.predict, samples, cache, log)
-        return [to_student_classes(d, index) for d in found]
+        return [to_student_classes(d, teacher.class_index) for d in found]
 
     has_labelled_val = labelled is not None and box_count(labelled.val) > 0
     if config.pseudo_threshold is not None:

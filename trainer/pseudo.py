@@ -8,7 +8,6 @@ detections agree best with the labelled val set (best F1), when there is one. Th
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from edge.errors import JetkitError
 from edge.evaluate import ImageDetections
 from edge.footage import VIDEO_SUFFIXES, FramesConfig, extract_frames
 from edge.images import IMAGE_SUFFIXES
+from edge.models import file_sha256
 
 # Without labels the run validates on the teacher's pseudo-labels of every 10th frame.
 HOLDOUT_EVERY = 10
@@ -69,11 +69,7 @@ def footage_images(
 
 
 def _video_frames(video: Path, every: int, frames_root: Path, log: Log | None) -> list[Path]:
-    digest = hashlib.sha256()
-    with open(video, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    folder = frames_root / "frames" / f"{digest.hexdigest()[:24]}-every{every}"
+    folder = frames_root / "frames" / f"{file_sha256(video)[:24]}-every{every}"
     frames = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
     if not frames:
         report = extract_frames([str(video)], folder, FramesConfig(every=every, dedupe=True), log)

@@ -54,7 +54,10 @@ class TeacherTargets(NamedTuple):
 
 
 class Teacher(Protocol):
+    """`names`: the teacher's classes; `class_index[c]`: the teacher class of student class `c`."""
+
     names: tuple[str, ...]
+    class_index: np.ndarray
     neck_channels: tuple[int, ...] | None
     info: dict[str, Any]
 
@@ -113,9 +116,8 @@ class CheckpointTeacher:
                 f"the teacher {path} was trained with other preprocessing "
                 f"({checkpoint['preprocess']}); distillation needs the same input"
             )
-        self.index = torch.as_tensor(
-            class_index_map(self.names, tuple(student_names or self.names)), device=device
-        )
+        self.class_index = class_index_map(self.names, tuple(student_names or self.names))
+        self._index = torch.as_tensor(self.class_index, device=device)
         self.model = model_from_checkpoint(checkpoint).to(device)  # in eval mode
         for param in self.model.parameters():
             param.requires_grad_(False)
@@ -140,7 +142,7 @@ class CheckpointTeacher:
 
     def targets(self, images_u8: torch.Tensor, images: torch.Tensor) -> TeacherTargets:
         out = self.model(images, raw=True)
-        return TeacherTargets(out.cls_logits[..., self.index], out.xyxy, out.features)
+        return TeacherTargets(out.cls_logits[..., self._index], out.xyxy, out.features)
 
     def predict(self, samples: Sequence[Sample]) -> list[ImageDetections]:
         from trainer.validate import predict
@@ -179,7 +181,7 @@ class RuntimeTeacher:
         self.names = tuple(manifest.classes)
         self.input_hw: tuple[int, int] = manifest.input.size_hw
         self._check_serves(path, student_hw)
-        self.index = class_index_map(self.names, tuple(student_names or self.names))
+        self.class_index = class_index_map(self.names, tuple(student_names or self.names))
         self.student_hw = student_hw
         self.channels = source_channels(spec)
         self.device = device
@@ -249,7 +251,7 @@ class RuntimeTeacher:
             grid = dense_predictions(output, self.manifest.output.format, self.input_hw, STRIDES)
             grid = resample_cells(grid, self.input_hw, self.student_hw, STRIDES)
             boxes.append(grid.xyxy)
-            scores.append(grid.scores[..., self.index])
+            scores.append(grid.scores[..., self.class_index])
         probabilities = np.clip(np.concatenate(scores), PROBABILITY_EPS, 1 - PROBABILITY_EPS)
         logits = np.log(probabilities) - np.log1p(-probabilities)
         return TeacherTargets(

@@ -30,6 +30,7 @@ class OracleTeacher:
 
     def __init__(self, labelled, class_shift=0, score=0.9, keep_every=1):
         self.names = tuple(labelled.names)
+        self.class_index = np.arange(len(self.names))
         self.by_path = {s.image_path: s for s in labelled.val}
         self.by_name = {s.image_path.name: s for s in labelled.train}
         self.class_shift = class_shift
