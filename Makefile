@@ -4,10 +4,11 @@ PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
 JETSON_VENV ?= .venv-jetson
-# The test files with TensorRT tests (the `jetson` marker); none of them imports torch.
-JETSON_TESTS := $(shell grep -rl "pytest.mark.jetson" tests)
+# The test files with TensorRT tests (the `jetson` marker) that do not need torch: the trainer's
+# (a TensorRT engine as a teacher) run with test-trainer-tensorrt instead.
+JETSON_TESTS := $(shell grep -rl --exclude-dir=trainer "pytest.mark.jetson" tests)
 
-.PHONY: setup test test-jetson test-gpu demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-calib bench-pipeline clean
+.PHONY: setup test test-jetson test-gpu test-trainer-tensorrt demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,6 +27,11 @@ test-jetson:
 # On a machine with a CUDA GPU and torch: the trainer's GPU tests.
 test-gpu: setup
 	$(PY) -m pytest -q -m gpu --run-device tests/trainer
+
+# On a machine with a CUDA GPU, torch and TensorRT in $(VENV) (e.g. `pip install tensorrt
+# cuda-python` there): the trainer's TensorRT tests (an engine as a distillation teacher).
+test-trainer-tensorrt: setup
+	$(PY) -m pytest -q -m jetson --run-device tests/trainer
 
 # The whole chain on the built-in defaults (`jetkit demo --help`); DEMO_ARGS=--quick for minutes.
 demo: setup

@@ -13,10 +13,14 @@ Rows, all the same student size (`t`) and schedule, scored by jetkit's evaluator
 - (d) the student on all labels distilled from the same ONNX teacher, per seed: what the teacher
   gives beyond labels, so that (b) against (c) is not read as pseudo-labels beating labels;
 - (b, torch teacher): (b) with the teacher's checkpoint in torch (feature imitation on), seed
-  0: the time per epoch of the ONNX Runtime teacher against it;
+  0, uncalibrated: the time per epoch of the ONNX Runtime teacher against it;
 - with `--sections ultralytics`: YOLOv8n trained by Ultralytics on all labels in its own venv
-  (`benchmarks/ultralytics_venv.sh`) and exported with `format=onnx`, and the jetkit teacher's
-  epoch whose val mAP is closest to it, exported too: (b) from each, seed 0.
+  (`benchmarks/ultralytics_venv.sh`) for each of `--ultralytics-epochs` and exported with
+  `format=onnx`, and the jetkit teacher's epoch whose val mAP is closest to it, exported too:
+  (b) from each, per seed.
+Every distillation row runs with the teacher calibrated to its operating point on val (the
+default) and again without (", uncalibrated"), which is what the calibration is measured by
+(for the Ultralytics pairs, on the first only).
 
 Goal: (b) recovers >= half of the (a)→(c) gap (medians over seeds; every seed shown), and the
 Ultralytics teacher's (b) is within the spread of the equal-accuracy jetkit teacher's.
@@ -46,6 +50,7 @@ from edge.models import file_sha256
 
 BENCHMARKS = Path(__file__).resolve().parent
 RECOVERY_GOAL = 0.5
+UNCALIBRATED = ", uncalibrated"
 HEADERS = ("row", "seed", "teacher", "mAP50-95", "mAP50", "train s", "s/epoch", "notes")
 
 
@@ -62,6 +67,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--imgsz", type=int, default=224)
     parser.add_argument("--epochs", type=int, default=20, help="student epochs over all images")
     parser.add_argument("--teacher-epochs", type=int, default=30)
+    parser.add_argument(
+        "--ultralytics-epochs",
+        default="30,100",
+        help="YOLOv8n teachers trained this long; each against the jetkit epoch of its accuracy",
+    )
     parser.add_argument("--teacher", default="n", help="the jetkit teacher's size")
     parser.add_argument("--student", default="t")
     parser.add_argument("--batch", type=int, default=16)
@@ -152,8 +162,8 @@ def score(model: Path, val: Any) -> tuple[float, float]:
     return result.map50_95, result.map50
 
 
-def ultralytics_teacher(args: argparse.Namespace, data: Path, out: Path) -> Path:
-    folder = out / "ultralytics"
+def ultralytics_teacher(args: argparse.Namespace, data: Path, out: Path, epochs: int) -> Path:
+    folder = out / f"ultralytics-{epochs}e"
     onnx = folder / "yolov8n.onnx"
     if args.reuse and onnx.is_file():
         return onnx
@@ -164,7 +174,7 @@ def ultralytics_teacher(args: argparse.Namespace, data: Path, out: Path) -> Path
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [python, str(BENCHMARKS / "ultralytics_train_export.py"), "yolov8n.yaml",
-         str(absolute_data_yaml(data, folder)), str(folder), str(args.teacher_epochs),
+         str(absolute_data_yaml(data, folder)), str(folder), str(epochs),
          str(args.imgsz), "0", str(args.batch), "cpu"],
         check=True,
     )  # fmt: skip
@@ -196,6 +206,8 @@ def main() -> int:
     from trainer.synth import SynthConfig, write_synth_dataset
 
     args = parse_args()
+    # The default (the teacher calibrated to its operating point on val) and without it.
+    variants = (("", DistillConfig()), (UNCALIBRATED, DistillConfig(calibrate=False)))
     seeds = [int(s) for s in args.seeds.split(",")]
     sections = set(args.sections.split(","))
     out = Path(args.out).resolve()
@@ -218,7 +230,6 @@ def main() -> int:
     teacher_onnx = export(Path(teacher["best"]), out / "teacher" / "onnx", val_images)
     rows: list[dict[str, Any]] = [{"row": f"teacher {args.teacher}, all labels", "seed": 0,
                                    "teacher": "-", **teacher, "model": teacher_onnx}]  # fmt: skip
-    distill = DistillConfig()
     student = dict(model=args.student, cache_dir=str(cache))
     footage_options = dict(unlabeled=str(footage), pseudo_threshold=args.pseudo_threshold)
     steps_gain = max(1, round(total / labelled_count))
@@ -226,45 +237,61 @@ def main() -> int:
         rows.append({"row": "(a) 10% labels", "seed": seed, "teacher": "-", **jetkit_run(
             args, out / f"a-{seed}", labelled_count, data=str(labelled),
             epochs=args.epochs * steps_gain, seed=seed, **student)})  # fmt: skip
-        rows.append({"row": "(b) 10% + 90% unlabelled", "seed": seed, "teacher": "jetkit ONNX",
-                     **jetkit_run(args, out / f"b-{seed}", total, data=str(labelled),
-                                  epochs=args.epochs, seed=seed, teacher=str(teacher_onnx),
-                                  distill=distill, **footage_options, **student)})  # fmt: skip
         rows.append({"row": "(c) all labels", "seed": seed, "teacher": "-", **jetkit_run(
             args, out / f"c-{seed}", total, data=str(data), epochs=args.epochs, seed=seed,
             **student)})  # fmt: skip
-        rows.append({"row": "(d) all labels + teacher", "seed": seed, "teacher": "jetkit ONNX",
-                     **jetkit_run(args, out / f"d-{seed}", total, data=str(data),
-                                  epochs=args.epochs, seed=seed, teacher=str(teacher_onnx),
-                                  distill=distill, **student)})  # fmt: skip
-    rows.append({"row": "(b) 10% + 90% unlabelled", "seed": 0, "teacher": "jetkit torch",
-                 **jetkit_run(args, out / "b-torch-0", total, data=str(labelled),
+        for suffix, distill in variants:
+            rows.append({"row": "(b) 10% + 90% unlabelled", "seed": seed,
+                         "teacher": f"jetkit ONNX{suffix}",
+                         **jetkit_run(args, out / f"b-{seed}{suffix.replace(', ', '-')}", total,
+                                      data=str(labelled), epochs=args.epochs, seed=seed,
+                                      teacher=str(teacher_onnx), distill=distill,
+                                      **footage_options, **student)})  # fmt: skip
+            rows.append({"row": "(d) all labels + teacher", "seed": seed,
+                         "teacher": f"jetkit ONNX{suffix}",
+                         **jetkit_run(args, out / f"d-{seed}{suffix.replace(', ', '-')}", total,
+                                      data=str(data), epochs=args.epochs, seed=seed,
+                                      teacher=str(teacher_onnx), distill=distill,
+                                      **student)})  # fmt: skip
+    # Only for the time per epoch, which calibration does not change: against uncalibrated ONNX.
+    rows.append({"row": "(b) 10% + 90% unlabelled", "seed": 0,
+                 "teacher": "jetkit torch" + UNCALIBRATED,
+                 **jetkit_run(args, out / "b-torch-0-uncalibrated", total, data=str(labelled),
                               epochs=args.epochs, seed=0, teacher=teacher["best"],
-                              distill=distill, **footage_options, **student)})  # fmt: skip
+                              distill=variants[1][1], **footage_options, **student)})  # fmt: skip
+    pairs: list[tuple[str, str]] = []  # (Ultralytics teacher label, jetkit teacher label)
     notes: list[str] = []
     if "ultralytics" in sections:
-        v8n = ultralytics_teacher(args, data, out)
-        v8n_map, _ = score(v8n, val)
-        epoch, epoch_map = closest_epoch(out / "teacher", v8n_map)
-        equal = export(
-            out / "teacher" / f"epoch{epoch}.pt", out / f"teacher-epoch{epoch}", val_images
-        )
-        rows.append({"row": "teacher YOLOv8n (Ultralytics), all labels", "seed": 0,
-                     "teacher": "-", "model": v8n, "train_s": float("nan"),
-                     "epoch_s": float("nan"), "reused": False})  # fmt: skip
-        rows.append({"row": f"teacher {args.teacher} epoch {epoch} (equal accuracy)", "seed": 0,
-                     "teacher": "-", "model": equal, "train_s": float("nan"),
-                     "epoch_s": float("nan"), "reused": False})  # fmt: skip
-        for seed in seeds:
-            for label, model in (("Ultralytics ONNX", v8n), (f"jetkit epoch {epoch} ONNX", equal)):
-                tag = "ultralytics" if model == v8n else f"epoch{epoch}"
-                rows.append({"row": "(b) 10% + 90% unlabelled", "seed": seed, "teacher": label,
-                             **jetkit_run(args, out / f"b-{tag}-{seed}", total,
-                                          data=str(labelled), epochs=args.epochs, seed=seed,
-                                          teacher=str(model), distill=distill,
-                                          **footage_options, **student)})  # fmt: skip
-        notes.append(f"YOLOv8n teacher val mAP50-95 {v8n_map:.4f}; jetkit teacher epoch {epoch}: "
-                     f"{epoch_map:.4f} (results.csv, EMA weights)")  # fmt: skip
+        for index, epochs in enumerate(int(e) for e in args.ultralytics_epochs.split(",")):
+            v8n = ultralytics_teacher(args, data, out, epochs)
+            v8n_map, _ = score(v8n, val)
+            epoch, epoch_map = closest_epoch(out / "teacher", v8n_map)
+            equal = export(
+                out / "teacher" / f"epoch{epoch}.pt", out / f"teacher-epoch{epoch}", val_images
+            )
+            rows.append({"row": f"teacher YOLOv8n (Ultralytics, {epochs} epochs), all labels",
+                         "seed": 0, "teacher": "-", "model": v8n, "train_s": float("nan"),
+                         "epoch_s": float("nan"), "reused": False})  # fmt: skip
+            rows.append({"row": f"teacher {args.teacher} epoch {epoch} (equal accuracy)",
+                         "seed": 0, "teacher": "-", "model": equal, "train_s": float("nan"),
+                         "epoch_s": float("nan"), "reused": False})  # fmt: skip
+            labels = (f"Ultralytics {epochs}e ONNX", f"jetkit epoch {epoch} ONNX")
+            pairs.append(labels)
+            # The calibration ablation is measured on the first pair only.
+            teachers = ((labels[0], v8n, f"ultralytics{epochs}e"),
+                        (labels[1], equal, f"epoch{epoch}"))  # fmt: skip
+            for seed in seeds:
+                for label, model, tag in teachers:
+                    for suffix, distill in variants if index == 0 else variants[:1]:
+                        folder = out / f"b-{tag}-{seed}{suffix.replace(', ', '-')}"
+                        rows.append({"row": "(b) 10% + 90% unlabelled", "seed": seed,
+                                     "teacher": label + suffix,
+                                     **jetkit_run(args, folder, total, data=str(labelled),
+                                                  epochs=args.epochs, seed=seed,
+                                                  teacher=str(model), distill=distill,
+                                                  **footage_options, **student)})  # fmt: skip
+            notes.append(f"YOLOv8n ({epochs} epochs) val mAP50-95 {v8n_map:.4f}; jetkit teacher "
+                         f"epoch {epoch}: {epoch_map:.4f} (results.csv, EMA weights)")  # fmt: skip
 
     for row in rows:
         model = row.get("model") or export(Path(row["best"]), Path(row["best"]).parent / "onnx",
@@ -288,19 +315,24 @@ def main() -> int:
         f"(d), the same teacher on all labels: {np.median(d):.4f} [{min(d):.4f}-{max(d):.4f}]; "
         f"(b) reaches {share_of_gap(a, b, d):.0%} of the (a)->(d) gap",
     ]
-    onnx_s = [r["epoch_s"] for r in rows if r["teacher"] == "jetkit ONNX" and r["seed"] == 0]
-    torch_s = [r["epoch_s"] for r in rows if r["teacher"] == "jetkit torch"]
+    onnx_s = [r["epoch_s"] for r in rows
+              if r["teacher"] == "jetkit ONNX" + UNCALIBRATED and r["seed"] == 0]  # fmt: skip
+    torch_s = [r["epoch_s"] for r in rows if r["teacher"] == "jetkit torch" + UNCALIBRATED]
     lines.append(f"s/epoch (training only), seed 0: ONNX Runtime teacher {onnx_s[0]:.1f}, torch "
                  f"teacher {torch_s[0]:.1f} ({onnx_s[0] / torch_s[0]:.2f}x)")  # fmt: skip
     lines += notes
-    if "ultralytics" in sections:
-        ultra = maps("(b) 10% + 90% unlabelled", "Ultralytics ONNX")
-        same = maps("(b) 10% + 90% unlabelled", f"jetkit epoch {epoch} ONNX")
-        lines.append(
-            f"(b) from the Ultralytics teacher {spread(ultra)} against the equal-accuracy jetkit "
-            f"teacher {spread(same)}: within its spread: "
-            + ("yes" if min(same) <= np.median(ultra) else "no")
-        )
+    for label in ("(b) 10% + 90% unlabelled", "(d) all labels + teacher"):
+        lines.append(f"{label[:3]} calibrated {spread(maps(label, 'jetkit ONNX'))}, uncalibrated "
+                     f"{spread(maps(label, 'jetkit ONNX' + UNCALIBRATED))}")  # fmt: skip
+    for index, (ultra_label, jetkit_label) in enumerate(pairs):
+        for suffix, _ in variants if index == 0 else variants[:1]:
+            ultra = maps("(b) 10% + 90% unlabelled", ultra_label + suffix)
+            same = maps("(b) 10% + 90% unlabelled", jetkit_label + suffix)
+            lines.append(
+                f"(b){suffix or ', calibrated'}: from {ultra_label} {spread(ultra)} against the "
+                f"equal-accuracy {jetkit_label} {spread(same)}: within its spread: "
+                + ("yes" if min(same) <= np.median(ultra) else "no")
+            )
     table_rows = [
         [r["row"], r["seed"], r["teacher"], f"{r['map50_95']:.4f}", f"{r['map50']:.4f}",
          "-" if np.isnan(r["train_s"]) else f"{r['train_s']:.0f}",

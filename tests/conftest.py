@@ -73,7 +73,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     for item, reasons in missing_by_item.items():
         if "jetson" in item.keywords or "gpu" in item.keywords:
-            reasons.append("device test: run with `make test-jetson` (pytest --run-device)")
+            # The trainer's TensorRT tests need torch too, which the Jetson environment lacks.
+            if "gpu" in item.keywords:
+                target = "test-gpu"
+            elif item.nodeid.startswith("tests/trainer/"):
+                target = "test-trainer-tensorrt"
+            else:
+                target = "test-jetson"
+            reasons.append(f"device test: run with `make {target}` (pytest --run-device)")
         if reasons:
             item.add_marker(pytest.mark.skip(reason="; ".join(reasons)))
 

@@ -107,7 +107,18 @@ def _add_distill_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--feature-mode", default="cwd", help="cwd, masked or none")
     group.add_argument("--cwd-tau", type=float, default=1.0)
     group.add_argument("--box-weight", type=float, default=1.0)
-    group.add_argument("--box-score-threshold", type=float, default=0.25)
+    group.add_argument(
+        "--box-score-threshold",
+        type=float,
+        default=0.25,
+        help="box distillation where the teacher scores above this (after its calibration)",
+    )
+    group.add_argument(
+        "--no-teacher-calibration",
+        action="store_true",
+        help="read the teacher's scores as they are, instead of shifted so that its best-F1 "
+        "confidence on the labelled val set reads as --box-score-threshold",
+    )
     group.add_argument(
         "--distill-off-epochs",
         type=int,
@@ -167,6 +178,7 @@ def _train_config(args: argparse.Namespace, distill: bool) -> Any:
             box_kind=args.box_loss,
             box_score_threshold=args.box_score_threshold,
             off_epochs=args.distill_off_epochs,
+            calibrate=not args.no_teacher_calibration,
         )
     return TrainConfig(
         data=args.data,

@@ -9,12 +9,16 @@ Three terms, each logged on its own and each zero when the student's outputs equ
   per-channel spatial softmax with temperature τ, KL, `τ²`);
 - box distillation: the student's boxes regress onto the teacher's decoded boxes (IoU-family
   loss) wherever the teacher is confident.
+
+"Confident" is relative to the teacher: with a labelled val set its logits are shifted so that
+its operating point there (`trainer.operating_point`) reads as `box_score_threshold`, which sets
+the box gate, the anchor weights of logit KD and its soft targets alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -23,6 +27,9 @@ from torch.nn import functional as F  # noqa: N812
 from edge.errors import JetkitError
 from trainer.iou import IOU_KINDS, elementwise_iou
 from trainer.model import STRIDES, HeadOutput
+
+if TYPE_CHECKING:
+    from trainer.operating_point import OperatingPoint
 
 FEATURE_MODES = ("masked", "cwd", "none")
 
@@ -38,6 +45,9 @@ class DistillConfig:
     box_kind: str = "ciou"
     box_score_threshold: float = 0.25
     off_epochs: int = 2  # plain training for the last epochs, like closing mosaic
+    # Shift the teacher's logits so that its operating point on val (trainer.operating_point)
+    # sits at box_score_threshold: the gates then mean the same for every teacher.
+    calibrate: bool = True
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -62,8 +72,11 @@ class DistillConfig:
         return asdict(self)
 
 
-def active_terms(config: DistillConfig, teacher_has_features: bool) -> list[str]:
-    """One phrase per term: on with its setting, or off and why."""
+def active_terms(
+    config: DistillConfig, teacher_has_features: bool, point: OperatingPoint | None = None
+) -> list[str]:
+    """One phrase per term (and the teacher's calibration to its operating `point`): on with its
+    setting, or off and why."""
 
     def weighted(name: str, weight: float, setting: str) -> str:
         return f"{name} on ({setting})" if weight > 0 else f"{name} off (weight 0)"
@@ -85,6 +98,16 @@ def active_terms(config: DistillConfig, teacher_has_features: bool) -> list[str]
         terms.append("feature imitation off (--feature-mode none)")
     else:
         terms.append(weighted("feature imitation", config.feature_weight, config.feature_mode))
+    if not config.calibrate:
+        terms.append("teacher calibration off (--no-teacher-calibration)")
+    elif point is None:
+        terms.append("teacher calibration off (no labelled val set to find its operating point)")
+    else:
+        terms.append(
+            f"teacher calibration on (logits {point.logit_shift(config.box_score_threshold):+.2f}: "
+            f"its best-F1 confidence {point.confidence:.3f} on val reads as "
+            f"{config.box_score_threshold:g})"
+        )
     return terms
 
 
@@ -199,20 +222,28 @@ class TeacherOutputs(Protocol):
 
 class DistillLoss:
     """The three terms for one batch, weighted; `parts` keeps each (detached) for the log.
-    Without `adapters` (a teacher without features) the feature term is zero."""
+    Without `adapters` (a teacher without features) the feature term is zero. The teacher's
+    logits are read plus `teacher_logit_shift` (its calibration, `OperatingPoint.logit_shift`)."""
 
-    def __init__(self, config: DistillConfig, adapters: FeatureAdapters | None) -> None:
+    def __init__(
+        self,
+        config: DistillConfig,
+        adapters: FeatureAdapters | None,
+        teacher_logit_shift: float = 0.0,
+    ) -> None:
         self.config = config
         self.adapters = adapters
+        self.teacher_logit_shift = teacher_logit_shift
 
     def __call__(
         self, student: HeadOutput, teacher: TeacherOutputs, targets: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         config = self.config
-        teacher_scores = teacher.cls_logits.float().sigmoid()
+        teacher_logits = teacher.cls_logits.float() + self.teacher_logit_shift
+        teacher_scores = teacher_logits.sigmoid()
         logit = binary_kd_loss(
             student.cls_logits.float(),
-            teacher.cls_logits.float(),
+            teacher_logits,
             config.temperature,
             anchor_weights=teacher_scores.amax(-1).clamp(min=0.02),
         )

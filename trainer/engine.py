@@ -45,6 +45,7 @@ from trainer.distill import DistillLoss, FeatureAdapters, active_terms
 from trainer.footage import add_footage
 from trainer.loss import DetectionLoss
 from trainer.model import STRIDES, DetectionModel, ModelConfig, count_parameters, freeze_stages
+from trainer.operating_point import run_operating_point, student_class_predictions
 from trainer.optim import (
     WARMUP_MOMENTUM,
     ModelEMA,
@@ -57,6 +58,7 @@ from trainer.optim import (
     plan_optimizer,
 )
 from trainer.progress import ProgressBar
+from trainer.teacher_cache import default_cache_dir
 from trainer.teachers import open_teacher
 from trainer.validate import validate
 
@@ -225,10 +227,16 @@ class Trainer:
         if labelled is not None:
             self.log(summarize(labelled))
         dataset = labelled
+        point = None
         footage_info: dict[str, Any] = {}
-        if config.unlabeled is not None:
-            assert teacher is not None  # TrainConfig insists
-            dataset, footage_info = add_footage(config, labelled, names, teacher, self.log)
+        if teacher is not None:
+            cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+            predict = student_class_predictions(teacher, cache_root, self.log)
+            point = run_operating_point(config, labelled, predict, self.log)
+            if config.unlabeled is not None:
+                dataset, footage_info = add_footage(
+                    config, labelled, names, predict, point, cache_root, self.log
+                )
         assert dataset is not None
         if self.dist.is_main:
             # Only now: data, teacher and footage have all been found good.
@@ -254,10 +262,17 @@ class Trainer:
                 adapters = FeatureAdapters(model_config.neck_channels, teacher.neck_channels).to(
                     device
                 )
-            distill_loss = DistillLoss(config.distill, adapters)
+            shift = 0.0
+            if config.distill.calibrate and point is not None:
+                shift = point.logit_shift(config.distill.box_score_threshold)
+                teacher_info["operating_point"] = {
+                    **point.to_dict(),
+                    "logit_shift": round(shift, 4),
+                }
+            distill_loss = DistillLoss(config.distill, adapters, shift)
             self.log(
                 "distillation: "
-                + "; ".join(active_terms(config.distill, teacher.neck_channels is not None))
+                + "; ".join(active_terms(config.distill, teacher.neck_channels is not None, point))
             )
 
         plan = plan_optimizer(

@@ -7,26 +7,21 @@ frames aside, which are keyed by content and only ever complete).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.datasets import DetectionSet, Sample, unlabelled_samples
+from edge.datasets import DetectionSet, unlabelled_samples
 from edge.errors import JetkitError
-from edge.evaluate import ImageDetections, best_f1_confidence
 from trainer.config import TrainConfig
+from trainer.operating_point import OperatingPoint, Predict
 from trainer.pseudo import (
     DEFAULT_PSEUDO_THRESHOLD,
-    MIN_PSEUDO_THRESHOLD,
-    WEAK_TEACHER_F1,
     box_count,
     footage_images,
     holdout_split,
     pseudo_labelled,
-    to_student_classes,
 )
-from trainer.teacher_cache import TeacherOutputCache, cached_predictions, default_cache_dir
-from trainer.teachers import Teacher
 
 Log = Callable[[str], None]
 
@@ -35,43 +30,23 @@ def add_footage(
     config: TrainConfig,
     labelled: DetectionSet | None,
     names: list[str],
-    teacher: Teacher,
+    predict: Predict,
+    point: OperatingPoint | None,
+    cache_root: Path,
     log: Log,
 ) -> tuple[DetectionSet, dict[str, Any]]:
-    """`labelled` (or nothing) plus `config.unlabeled`'s frames with pseudo-labels → the data set
-    to train on, and the provenance to record."""
+    """`labelled` (or nothing) plus `config.unlabeled`'s frames with the teacher's pseudo-labels
+    (`predict`: its detections in the student's classes) at its operating `point` on the
+    labelled val set, when there is one → the data set to train on, and the provenance to
+    record."""
     assert config.unlabeled is not None
-    cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
     images = footage_images(config.unlabeled, config.every, cache_root, log)
     frames = unlabelled_samples(images)
-    cache = TeacherOutputCache(cache_root, teacher.info["sha256"])
-
-    def predict(samples: Sequence[Sample]) -> list[ImageDetections]:
-        found = cached_predictions(teacher.predict, samples, cache, log)
-        return [to_student_classes(d, teacher.class_index) for d in found]
-
-    has_labelled_val = labelled is not None and box_count(labelled.val) > 0
     if config.pseudo_threshold is not None:
         threshold, chosen_by = config.pseudo_threshold, "--pseudo-threshold"
-    elif has_labelled_val:
-        assert labelled is not None
-        threshold, f1 = best_f1_confidence(
-            labelled.val, predict(labelled.val), len(names), MIN_PSEUDO_THRESHOLD
-        )
-        if f1 == 0:
-            raise JetkitError(
-                f"the teacher {config.teacher} finds none of the boxes of the {len(labelled.val)} "
-                f"labelled val images of {config.data} at any confidence >= "
-                f"{MIN_PSEUDO_THRESHOLD}, so its labels for the footage would be noise; check "
-                "that it was trained for these classes and pictures, or give --pseudo-threshold"
-            )
-        chosen_by = f"the teacher's best F1 ({f1:.3f}) on {len(labelled.val)} labelled val images"
-        if f1 < WEAK_TEACHER_F1:
-            log(
-                f"warning: the teacher agrees with the labelled val set at F1 {f1:.3f} at best: "
-                "its pseudo-labels are noisy and can cost the student accuracy (BENCHMARKS.md); "
-                "compare with a run without --unlabeled"
-            )
+    elif point is not None:
+        threshold = point.confidence
+        chosen_by = f"the teacher's best F1 ({point.f1:.3f}) on {point.images} labelled val images"
     else:
         threshold, chosen_by = DEFAULT_PSEUDO_THRESHOLD, "the default: no labelled val set"
     pseudo = pseudo_labelled(frames, predict(frames), threshold)

@@ -3,6 +3,7 @@ cases: one line `jetkit: error: …`, exit status 2, no traceback."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,12 @@ from pathlib import Path
 import pytest
 from cli_helpers import assert_user_error, jetkit
 
-from trainer.commands import check_host_name_resolves, strip_option
+from trainer.commands import (
+    _train_config,
+    check_host_name_resolves,
+    register_distill,
+    strip_option,
+)
 
 
 def test_train_then_eval_and_export_from_the_command_line(tiny_data, tmp_path):
@@ -205,3 +211,19 @@ def test_ddp_refuses_a_host_name_that_does_not_resolve_and_names_the_fix(tmp_pat
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert_user_error(result, f"`127.0.1.1 {name}` to /etc/hosts")
+
+
+def test_distill_options_reach_the_distillation_config(tiny_data):
+    subparsers = argparse.ArgumentParser().add_subparsers()
+    register_distill(subparsers)
+    parser = subparsers.choices["distill"]
+    common = ["--data", str(tiny_data), "--teacher", "t.onnx"]
+
+    def config(*options: str):
+        args = parser.parse_args([*common, *options])
+        args.verb = "distill"
+        return _train_config(args, distill=True).distill
+
+    assert config().calibrate and config().box_score_threshold == 0.25
+    changed = config("--no-teacher-calibration", "--box-score-threshold", "0.4")
+    assert not changed.calibrate and changed.box_score_threshold == 0.4

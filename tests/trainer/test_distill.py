@@ -1,6 +1,8 @@
 """Distillation terms: zero when the student equals the teacher, positive otherwise, with the
 gradients going to the student only."""
 
+import math
+
 import pytest
 import torch
 
@@ -108,8 +110,48 @@ def test_a_teacher_without_features_turns_feature_imitation_off_and_says_why():
     total.backward()
     terms = active_terms(DistillConfig(), teacher_has_features=False)
     assert terms[0] == "logit KD on (T=2)"
-    assert terms[-1].startswith("feature imitation off (only a jetkit checkpoint teacher")
-    assert active_terms(DistillConfig(feature_mode="none"), True)[-1].endswith("none)")
+    assert terms[2].startswith("feature imitation off (only a jetkit checkpoint teacher")
+    assert active_terms(DistillConfig(feature_mode="none"), True)[2].endswith("none)")
+
+
+def test_calibration_undoes_a_uniformly_underconfident_teacher():
+    """A teacher whose logits all run 2 lower than another's teaches the same once shifted by
+    its calibration; uncalibrated, its low scores close the box gate."""
+    from trainer.operating_point import OperatingPoint
+    from trainer.teachers import TeacherTargets
+
+    torch.manual_seed(0)
+    student = DetectionModel(ModelConfig(3, "t")).train()
+    outputs = student(torch.rand(1, 3, 64, 64))
+    logits = outputs.cls_logits.detach()
+    logits[:, :20] = 2.0  # confident (0.88) at a few anchors
+    confident = TeacherTargets(logits, outputs.xyxy.detach() + 2.0, None)
+    timid = TeacherTargets(logits - 2.0, confident.xyxy, None)  # 0.5 there
+    config = DistillConfig(box_score_threshold=0.6)
+    targets = torch.zeros(0, 6)
+    _, reference = DistillLoss(config, None)(outputs, confident, targets)
+    _, uncalibrated = DistillLoss(config, None)(outputs, timid, targets)
+    assert reference["kd_box"] > 0 and uncalibrated["kd_box"] == 0
+    # Its operating point runs as much lower: 0.6 for the one is sigmoid(logit(0.6) - 2).
+    point = OperatingPoint(1 / (1 + 0.4 / 0.6 * math.exp(2.0)), 0.8, 10)
+    _, calibrated = DistillLoss(config, None, point.logit_shift(0.6))(outputs, timid, targets)
+    for name, value in reference.items():
+        assert calibrated[name].item() == pytest.approx(value.item(), rel=1e-4, abs=1e-6), name
+
+
+def test_the_run_says_whether_the_teacher_is_calibrated_and_how():
+    from trainer.operating_point import OperatingPoint
+
+    point = OperatingPoint(0.068, 0.31, 120)
+    assert active_terms(DistillConfig(), False, point)[-1] == (
+        "teacher calibration on (logits +1.52: its best-F1 confidence 0.068 on val reads as 0.25)"
+    )
+    assert active_terms(DistillConfig(), False)[-1].startswith(
+        "teacher calibration off (no labelled val set"
+    )
+    assert active_terms(DistillConfig(calibrate=False), False, point)[-1] == (
+        "teacher calibration off (--no-teacher-calibration)"
+    )
 
 
 def test_config_errors_name_the_option():

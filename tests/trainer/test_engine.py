@@ -4,6 +4,7 @@ learning, distillation, and DDP with gloo on two CPU processes."""
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,49 @@ def test_distillation_logs_its_terms_saves_only_the_student_and_turns_off_at_the
     assert set(checkpoint["state_dict"]) == student_keys
     assert checkpoint["provenance"]["teacher"]["path"] == str(tiny_run.best_path)
     assert len(checkpoint["provenance"]["teacher"]["sha256"]) == 64
+
+
+def test_a_teacher_is_calibrated_to_where_it_agrees_with_the_val_set(
+    tiny_run, tiny_data, tiny_config, tmp_path
+):
+    """tiny_run made confident (class biases +6) and a copy of the data whose val labels are
+    exactly its detections above 0.1: the run finds its best F1 (1.0) below them, shifts its logits so
+    that point reads as the box gate, says so and records it."""
+    from edge.datasets import label_path, load_dataset
+    from edge.manifest import PreprocessSpec
+    from trainer.distill import DistillConfig
+    from trainer.synth import yolo_label_lines
+    from trainer.teachers import open_teacher
+
+    checkpoint = load_checkpoint(tiny_run.best_path)
+    for key, tensor in checkpoint["state_dict"].items():
+        if key.startswith("head.cls.") and key.endswith(".2.bias"):
+            tensor += 6.0
+    confident = tmp_path / "confident.pt"
+    save_checkpoint(checkpoint, confident)
+    data = tmp_path / "data" / tiny_data.name
+    shutil.copytree(tiny_data.parent, data.parent)
+    val = load_dataset(data, splits=("val",)).val
+    teacher = open_teacher(str(confident), None, (96, 96), PreprocessSpec(), torch.device("cpu"))
+    label_scores = []
+    for sample, found in zip(val, teacher.predict(val), strict=True):
+        keep = found.scores > 0.1
+        text = yolo_label_lines(found.xyxy[keep], found.class_ids[keep], sample.size_wh)
+        label_path(sample.image_path).write_text(text)
+        label_scores += found.scores[keep].tolist()
+    assert label_scores
+
+    logs: list[str] = []
+    config = tiny_config(data, tmp_path / "student", epochs=1, teacher=str(confident),
+                         distill=DistillConfig(off_epochs=0), cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    result = train(config, log=logs.append)
+    record = load_checkpoint(result.best_path)["provenance"]["teacher"]["operating_point"]
+    assert record["f1"] == 1.0 and record["val_images"] == len(val)
+    assert 0.05 <= record["confidence"] <= min(label_scores)  # the floor, up to the labels
+    logit = math.log(record["confidence"] / (1 - record["confidence"]))
+    assert record["logit_shift"] == pytest.approx(math.log(0.25 / 0.75) - logit, abs=1e-3)
+    assert any(f"teacher calibration on (logits {record['logit_shift']:+.2f}" in line
+               for line in logs)  # fmt: skip
 
 
 def test_a_teacher_for_other_classes_is_refused(tiny_run, tiny_data, tiny_config, tmp_path):

@@ -1,4 +1,5 @@
-"""Footage joining a run (`add_footage`) and the teacher-output cache, with an oracle teacher: one
+"""Footage joining a run (the teacher's operating point on val, then `add_footage`) and the
+teacher-output cache, with an oracle teacher: one
 that reports each frame's true boxes at 0.9 and a clutter box at 0.1, so that what the
 pseudo-labels should be is known exactly. (The real teachers' outputs are tested in
 test_teachers.py and, end to end, in test_engine.py.)"""
@@ -16,6 +17,7 @@ from edge.evaluate import ImageDetections
 from trainer.config import TrainConfig
 from trainer.distill import DistillConfig
 from trainer.footage import add_footage
+from trainer.operating_point import run_operating_point, student_class_predictions
 from trainer.teacher_cache import TeacherOutputCache, cached_predictions, default_cache_dir
 
 CLUTTER_XYXY = [0.0, 0.0, 6.0, 6.0]
@@ -88,18 +90,21 @@ def oracle(labelled, **options):
     return OracleTeacher(labelled, **options)
 
 
+def join(config, labelled, teacher, log):
+    """What the engine does before the run folder exists."""
+    cache_root = Path(config.cache_dir)
+    predict = student_class_predictions(teacher, cache_root, log)
+    point = run_operating_point(config, labelled, predict, log)
+    names = list(teacher.names)
+    return add_footage(config, labelled, names, predict, point, cache_root, log)
+
+
 def test_the_threshold_chosen_on_val_keeps_the_true_boxes_and_drops_the_clutter(
     labelled, footage, tiny_data, tmp_path
 ):
     teacher = oracle(labelled)
     logs: list[str] = []
-    dataset, info = add_footage(
-        config_for(tiny_data, footage, tmp_path),
-        labelled,
-        list(labelled.names),
-        teacher,
-        logs.append,
-    )
+    dataset, info = join(config_for(tiny_data, footage, tmp_path), labelled, teacher, logs.append)
     true_boxes = sum(len(s.class_ids) for s in labelled.train)
     assert len(dataset.train) == 2 * len(labelled.train) and dataset.val == labelled.val
     pseudo = dataset.train[len(labelled.train) :]
@@ -114,11 +119,11 @@ def test_a_teacher_that_misses_most_objects_is_used_with_a_warning(
 ):
     logs: list[str] = []
     config = config_for(tiny_data, footage, tmp_path)
-    add_footage(config, labelled, list(labelled.names), oracle(labelled, keep_every=4), logs.append)
+    join(config, labelled, oracle(labelled, keep_every=4), logs.append)
     assert any(line.startswith("warning: the teacher agrees") for line in logs)
     logs.clear()
     fresh = config.replace(cache_dir=str(tmp_path / "other-cache"))  # the same teacher digest
-    add_footage(fresh, labelled, list(labelled.names), oracle(labelled), logs.append)
+    join(fresh, labelled, oracle(labelled), logs.append)
     assert not any(line.startswith("warning") for line in logs)
 
 
@@ -127,7 +132,7 @@ def test_without_labels_every_tenth_frame_validates_and_the_run_says_so(
 ):
     logs: list[str] = []
     config = config_for(tiny_data, footage, tmp_path, data=None)
-    dataset, info = add_footage(config, None, list(labelled.names), oracle(labelled), logs.append)
+    dataset, info = join(config, None, oracle(labelled), logs.append)
     assert len(dataset.val) == len(labelled.train) // 10
     assert len(dataset.train) + len(dataset.val) == len(labelled.train)
     assert info["threshold_from"] == "the default: no labelled val set"
@@ -139,22 +144,12 @@ def test_a_teacher_that_finds_nothing_or_only_wrong_classes_is_refused(
 ):
     faint = oracle(labelled, score=0.2)
     with pytest.raises(JetkitError, match=r"finds nothing at or above 0\.500.*--pseudo-threshold"):
-        add_footage(
-            config_for(tiny_data, footage, tmp_path, pseudo_threshold=0.5),
-            labelled,
-            list(labelled.names),
-            faint,
-            print,
-        )
+        join(config_for(tiny_data, footage, tmp_path, pseudo_threshold=0.5), labelled, faint, print)
     confused = oracle(labelled, class_shift=1)
     with pytest.raises(JetkitError, match="finds none of the boxes"):
-        add_footage(
-            config_for(tiny_data, footage, tmp_path),
-            labelled,
-            list(labelled.names),
-            confused,
-            print,
-        )
+        # Its own cache: the oracles share one digest.
+        config = config_for(tiny_data, footage, tmp_path, cache_dir=str(tmp_path / "confused"))
+        join(config, labelled, confused, print)
 
 
 def test_teacher_outputs_are_computed_once_per_image_and_teacher(labelled, tmp_path):

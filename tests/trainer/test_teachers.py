@@ -118,3 +118,27 @@ def test_predictions_on_unaugmented_images_match_between_runtimes(
         top_a, top_b = np.argsort(-a.scores)[:5], np.argsort(-b.scores)[:5]
         np.testing.assert_allclose(a.scores[top_a], b.scores[top_b], atol=1e-4)
         np.testing.assert_allclose(a.xyxy[top_a], b.xyxy[top_b], atol=0.05)
+
+
+@pytest.mark.jetson
+def test_a_tensorrt_engine_teacher_gives_the_targets_its_onnx_gives(
+    tiny_data, teacher_onnx, tmp_path
+):
+    """On a device: the ONNX teacher built into an FP32 engine by `jetkit build` teaches the
+    same through the TensorRT backend as through ONNX Runtime."""
+    from cli_helpers import jetkit
+
+    engine = tmp_path / "teacher.engine"
+    built = jetkit(
+        "build", teacher_onnx, "--precision", "fp32", "--max-batch", "4", "--out", engine
+    )
+    assert built.returncode == 0, built.stderr
+    images_u8, images = augmented_batch(tiny_data)
+    in_ort = open_teacher(str(teacher_onnx), None, (TINY_IMGSZ,) * 2, SPEC, CPU)
+    in_trt = open_teacher(str(engine), None, (TINY_IMGSZ,) * 2, SPEC, CPU)
+    assert in_trt.info["format"] == "tensorrt (yolov8)" and in_trt.neck_channels is None
+    want, got = in_ort.targets(images_u8, images), in_trt.targets(images_u8, images)
+    torch.testing.assert_close(
+        got.cls_logits.sigmoid(), want.cls_logits.sigmoid(), atol=1e-3, rtol=0
+    )
+    torch.testing.assert_close(got.xyxy, want.xyxy, atol=0.05, rtol=1e-3)

@@ -42,7 +42,10 @@ def test_the_best_encoder_there_is_is_chosen():
         rtsp_launch("video/x-raw", lambda name: False)
 
 
-def test_a_player_sees_the_annotated_frames(make_results):
+@pytest.fixture
+def served(make_results):
+    """The kit's rtsp:// sink on a free local port, fed one annotated result 30 times a second:
+    `(stream URL, the result, what the sink logged)`."""
     from edge.sinks.rtsp import rtsp_server_available
 
     if not gstreamer_available() or not rtsp_server_available():
@@ -50,24 +53,32 @@ def test_a_player_sees_the_annotated_frames(make_results):
     port = free_port()
     logged: list[str] = []
     sink = open_sink(f"rtsp://127.0.0.1:{port}/live", logged.append)
-    results = make_results(1, "door")
-    sink.write(results[0])  # mounts the stream
-    assert logged == [
-        f"sink rtsp://127.0.0.1:{port}/live: stream door at rtsp://127.0.0.1:{port}/live/door"
-    ]
-
+    result = make_results(1, "door")[0]
+    sink.write(result)  # mounts the stream
     stop = threading.Event()
 
     def keep_writing() -> None:
         while not stop.wait(1 / 30):
-            sink.write(results[0])
+            sink.write(result)
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
+    try:
+        yield f"rtsp://127.0.0.1:{port}/live/door", result, logged
+    finally:
+        stop.set()
+        writer.join()
+        sink.close()
+
+
+def test_a_player_sees_the_annotated_frames(served):
+    url, result, logged = served
+    port = url.split(":")[2].split("/")[0]
+    assert logged == [f"sink rtsp://127.0.0.1:{port}/live: stream door at {url}"]
     player = GstSource(
         parse_source_uri(
             # decodebin: the stream is H.264 where x264enc is installed, Motion JPEG elsewhere.
-            f"gst://rtspsrc location=rtsp://127.0.0.1:{port}/live/door latency=0 ! "
+            f"gst://rtspsrc location={url} latency=0 ! "
             "decodebin ! videoconvert ! video/x-raw,format=BGR ! appsink"
         )
     )
@@ -76,11 +87,31 @@ def test_a_player_sees_the_annotated_frames(make_results):
         image = player.read()
     finally:
         player.close()
-        stop.set()
-        writer.join()
-        sink.close()
     assert image is not None and image.shape == (SCENE_SIZE_WH[1], SCENE_SIZE_WH[0], 3)
-    assert_shows_annotations(image, results[0])
+    assert_shows_annotations(image, result)
+
+
+def test_jetkit_data_frames_records_a_live_stream(served, tmp_path):
+    """The frame extractor on a real RTSP stream: every N-th frame up to a count, a still
+    stream (the same picture 30 times a second, through a lossy codec) as one frame, and a
+    stream that is down as an error that leaves the output as it was."""
+    import cv2
+
+    from edge.footage import FramesConfig, extract_frames
+
+    url, result, _ = served
+    report = extract_frames([url], tmp_path / "frames", FramesConfig(every=3, max_frames=4))
+    assert [p.name for p in report.written] == [f"door_{i:07d}.jpg" for i in (0, 3, 6, 9)]
+    image = cv2.imread(str(report.written[-1]))
+    assert image.shape == (SCENE_SIZE_WH[1], SCENE_SIZE_WH[0], 3)
+    assert_shows_annotations(image, result)
+    still = extract_frames([url], tmp_path / "still", FramesConfig(dedupe=True, duration_s=2.0))
+    assert len(still.written) == 1 and still.duplicates[url] >= 5
+    # A stream that is not up fails the whole run, and the frames there before stay as they were.
+    down = f"rtsp://127.0.0.1:{free_port()}/live/gate"
+    with pytest.raises(JetkitError, match=f"source '{down}' cannot be opened"):
+        extract_frames([url, down], tmp_path / "frames", FramesConfig(max_frames=2))
+    assert sorted((tmp_path / "frames").iterdir()) == report.written
 
 
 def test_without_the_server_bindings_the_error_names_the_package(monkeypatch):
