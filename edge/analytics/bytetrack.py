@@ -81,7 +81,8 @@ class Tracks:
 
 class ByteTracker:
     """One stream's tracker. `update(xyxy, scores, class_ids, dt)` per frame → each detection's
-    track id (-1: not part of a confirmed track)."""
+    track id (-1: not part of a confirmed track); `ended_ids` then holds the confirmed tracks
+    that update ended."""
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
@@ -97,6 +98,7 @@ class ByteTracker:
         self.first_frame = np.zeros(0, np.int64)
         self._matched = np.zeros(0, bool)
         self._detection_of = np.zeros(0, np.int64)  # this frame's detection of each track
+        self.ended_ids = np.zeros(0, np.int64)  # confirmed tracks the last update ended
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -146,8 +148,9 @@ class ByteTracker:
         # 4. New tracks; lost tracks past the buffer and duplicates end.
         ended = np.concatenate([ended, np.flatnonzero(
             (self.state == LOST) & (self.lost_for > config.buffer_frames))])  # fmt: skip
-        ended = np.concatenate([ended, self._duplicates()])
-        self._remove(np.unique(ended))
+        ended = np.unique(np.concatenate([ended, self._duplicates()]))
+        self.ended_ids = self.ids[ended][self.ids[ended] > 0]
+        self._remove(ended)
         self._start(high, xyxy, scores, class_ids)
 
         for track in np.flatnonzero(self._matched):

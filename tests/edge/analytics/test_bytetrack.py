@@ -80,9 +80,11 @@ def test_a_lost_object_is_found_again_within_the_buffer_and_not_after():
         assert tracker.update(*frame([])).size == 0
         assert tracker.tracks().matched.tolist() == [False]  # coasting
     assert tracker.update(*frame([box(100 + 6 * 15, 100)]))[0] == 1
+    ended = []
     for _ in range(12):
         tracker.update(*frame([]))
-    assert tracker.tracks().ids.size == 0 and len(tracker) == 0
+        ended += tracker.ended_ids.tolist()
+    assert ended == [1] and tracker.tracks().ids.size == 0 and len(tracker) == 0
     tracker.update(*frame([box(100, 100)]))
     assert tracker.update(*frame([box(100, 100)]))[0] == 2
 

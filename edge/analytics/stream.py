@@ -1,0 +1,161 @@
+"""One stream's analytics after NMS: its tracker, its zones and lines, its lifecycle events, fed
+one frame's detections at a time.
+
+Time for the tracker is in the stream's frame periods, measured from the frames' capture times:
+a frame that arrives after the pipeline dropped two (the newest-frame policy under overload) or
+after the camera skipped some advances every track by as many periods, so tracks survive
+overload instead of losing their objects to a prediction that fell behind.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.analytics.bytetrack import ByteTracker, TrackerConfig
+from edge.analytics.events import EventsConfig, ObjectEvents, envelope
+from edge.analytics.zones import LineConfig, LineCounter, ZoneConfig, ZoneCounter
+from edge.errors import JetkitError
+
+# Capture intervals that set a stream's frame period: enough for a stable median, few enough
+# to follow a camera that changes its rate.
+PERIOD_WINDOW = 32
+# A gap longer than this many periods is a new start (a reconnect), not frames to coast over.
+MAX_DT_PERIODS = 300.0
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    """`tracker` None: no analytics (zones, lines and events need tracks)."""
+
+    tracker: TrackerConfig | None = None
+    zones: tuple[ZoneConfig, ...] = ()
+    lines: tuple[LineConfig, ...] = ()
+    events: EventsConfig = field(default_factory=EventsConfig)
+
+    def __post_init__(self) -> None:
+        if self.tracker is None and (self.zones or self.lines):
+            raise JetkitError("zones and lines count tracks: give tracker too (or --track)")
+        for kind, shapes in (("zones", self.zones), ("lines", self.lines)):
+            names = [shape.name for shape in shapes]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise JetkitError(f"{kind} has more than one named {', '.join(twice)}")
+
+
+class FramePeriod:
+    """The stream's frame period from capture times and frame indices (median of recent
+    per-frame intervals), and so how many periods lie between two processed frames."""
+
+    def __init__(self) -> None:
+        self._intervals_s: deque[float] = deque(maxlen=PERIOD_WINDOW)
+        self._last: tuple[int, float] | None = None
+
+    def periods_since_last(self, index: int, capture_s: float) -> float:
+        last, self._last = self._last, (index, capture_s)
+        if last is None:
+            return 1.0
+        frames, elapsed_s = index - last[0], capture_s - last[1]
+        if frames > 0 and elapsed_s > 0:
+            self._intervals_s.append(elapsed_s / frames)
+        if not self._intervals_s or elapsed_s <= 0:
+            return float(max(frames, 1))
+        periods = elapsed_s / float(np.median(self._intervals_s))
+        return float(min(max(periods, 1.0), MAX_DT_PERIODS))
+
+
+@dataclass
+class FrameAnalytics:
+    """What one frame gave: each detection's `track_ids (D,)` (-1: untracked) and the event
+    messages."""
+
+    track_ids: np.ndarray
+    messages: list[dict[str, Any]]
+
+
+class StreamAnalytics:
+    """`process(...)` per frame, in capture order; shapes are resolved against the first
+    frame's size (fractions scale to it, pixels are checked against it)."""
+
+    def __init__(
+        self, stream_id: str, config: AnalyticsConfig, class_names: tuple[str, ...]
+    ) -> None:
+        if config.tracker is None:
+            raise ValueError("StreamAnalytics needs a tracker config")
+        self.stream_id = stream_id
+        self.config = config
+        self.class_names = class_names
+        self.tracker = ByteTracker(config.tracker)
+        self.events = ObjectEvents(stream_id, config.events)
+        self.period = FramePeriod()
+        self.zones: list[ZoneCounter] = []
+        self.lines: list[LineCounter] = []
+        self._size_wh: tuple[int, int] | None = None
+
+    def _resolve(self, size_wh: tuple[int, int]) -> None:
+        self.zones = [ZoneCounter(z.resolve(size_wh, self.class_names)) for z in self.config.zones]
+        self.lines = [LineCounter(ln.resolve(size_wh, self.class_names))
+                      for ln in self.config.lines]  # fmt: skip
+        self._size_wh = size_wh
+
+    def process(
+        self,
+        index: int,
+        capture_s: float,
+        unix_s: float,
+        xyxy: np.ndarray,
+        scores: np.ndarray,
+        class_ids: np.ndarray,
+        image_bgr: np.ndarray,
+    ) -> FrameAnalytics:
+        size_wh = (image_bgr.shape[1], image_bgr.shape[0])
+        if size_wh != self._size_wh:
+            self._resolve(size_wh)
+        dt = self.period.periods_since_last(index, capture_s)
+        track_ids = self.tracker.update(xyxy, scores, class_ids, dt)
+        ended = self.tracker.ended_ids.tolist()
+        tracked = np.flatnonzero(track_ids > 0)
+        ids, boxes = track_ids[tracked], xyxy[tracked]
+        names = [self._name(k) for k in class_ids[tracked]]
+        messages: list[dict[str, Any]] = []
+        zones_of: dict[int, list[str]] = {}
+        for counter in self.zones:
+            zone = counter.zone.config.name
+            for event in counter.update(ids, boxes, names, unix_s) + counter.forget(ended, unix_s):
+                messages.append({**envelope(f"zone_{event.pop('type')}", self.stream_id, unix_s),
+                                 "zone": zone, **event})  # fmt: skip
+            for track_id in counter.inside():
+                zones_of.setdefault(track_id, []).append(zone)
+        for line in self.lines:
+            for track_id, name, direction in line.update(ids, boxes, names):
+                messages.append({**envelope("line_crossing", self.stream_id, unix_s),
+                                 "line": line.line.config.name, "direction": direction,
+                                 "track_id": track_id, "class": name})  # fmt: skip
+            line.forget(ended)
+        lifecycle = self.events.update(
+            unix_s, ids, boxes, scores[tracked], names, zones_of, ended, image_bgr
+        )
+        # An object is announced before what it does, and ends after it.
+        news = [m for m in lifecycle if m["type"] == "new"]
+        rest = [m for m in lifecycle if m["type"] != "new"]
+        return FrameAnalytics(track_ids, news + messages + rest)
+
+    def _name(self, class_id: int) -> str:
+        return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else (
+            f"class{class_id}")  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        """Counts for `/status` and the summary: line crossings per class and direction, zone
+        occupancy and entries per class."""
+        return {
+            "tracks": int(self.tracker.tracks().ids.size),
+            "lines": {line.line.config.name: {f"{name}/{direction}": n for (name, direction), n
+                                              in sorted(line.counts.items())}
+                      for line in self.lines},
+            "zones": {z.zone.config.name: {"occupancy": dict(z.occupancy()),
+                                           "entered": dict(z.entered_total)}
+                      for z in self.zones},
+        }  # fmt: skip
