@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 
@@ -47,3 +49,20 @@ def annotate(
             cv2.LINE_AA,
         )
     return canvas
+
+
+def track_color_bgr(track_id: int) -> tuple[int, int, int]:
+    """A stable colour per track, apart from the class colours' sequence."""
+    return class_color_bgr(track_id * 7 + 3)
+
+
+def draw_trails(canvas_bgr: np.ndarray, trails: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Draws each track's recent `(K,2)` points on `canvas_bgr` as a line, in place."""
+    import cv2
+
+    thickness = max(1, round(min(canvas_bgr.shape[:2]) / 400))
+    for track_id, points in trails.items():
+        if len(points) > 1:
+            cv2.polylines(canvas_bgr, [np.round(points).astype(np.int32).reshape(-1, 1, 2)],
+                          False, track_color_bgr(track_id), thickness, cv2.LINE_AA)  # fmt: skip
+    return canvas_bgr

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported
 from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.failure_log import FailureLog
@@ -73,6 +74,11 @@ class PipelineConfig:
     file_queue_frames: int = 4
     max_frames: int | None = None
     overlap: bool | None = None
+    # Tracking, zones, lines and events after NMS, per stream (edge.analytics); with it the
+    # detector runs at the tracker's low threshold and `report_conf` decides what is reported
+    # besides the tracked detections.
+    analytics: AnalyticsConfig | None = None
+    report_conf: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_batch is not None and self.max_batch < 1:
@@ -213,6 +219,16 @@ class Pipeline:
         self._in_flight: dict[int, int] = {}  # id(detector) → batches it has not finished
         self._in_flight_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._analytics: dict[str, StreamAnalytics] = {}
+        self._analytics_lock = threading.Lock()  # the sink thread writes, /status reads
+        self._live = {stream_id: source.live for stream_id, source in sources}
+        analytics = config.analytics
+        if analytics is not None and analytics.tracker is not None:
+            classes = tuple(detector.manifest.classes)
+            analytics.check_classes(classes)
+            self._analytics = {s.stream_id: StreamAnalytics(s.stream_id, analytics, classes)
+                               for s in self._streams}  # fmt: skip
+            metrics.watch_analytics(self.analytics_status)
 
     # --- control -------------------------------------------------------------------------------
 
@@ -495,7 +511,7 @@ class Pipeline:
                 if limit is not None and self._delivered >= limit:
                     continue  # in flight when the limit was reached: not delivered
                 frame, detections = item
-                result = Result(frame, detections, time.time())
+                result = self._analyse(frame, detections)
                 started = time.perf_counter()
                 for sink in self.sinks:
                     try:
@@ -518,6 +534,36 @@ class Pipeline:
                 except Exception as exc:
                     self._log(f"sink {sink.uri}: {exc}")
             self._finished.set()
+
+    def _analyse(self, frame: Frame, detections: Any) -> Result:
+        """The frame's result, through its stream's analytics when there are any (timed as the
+        `track` stage). Shapes that do not fit the stream's frames turn its analytics off,
+        logged and counted."""
+        analytics = self._analytics.get(frame.stream_id)
+        if analytics is None:
+            return Result(frame, detections, time.time())
+        started = time.perf_counter()
+        try:
+            with self._analytics_lock:
+                found = analytics.process(frame.index,
+                                          frame.capture_monotonic_s if self._live[frame.stream_id]
+                                          else None, frame.capture_unix_s, detections.xyxy,
+                                          detections.scores, detections.class_ids,
+                                          frame.image_bgr)  # fmt: skip
+        except JetkitError as exc:
+            del self._analytics[frame.stream_id]
+            self.metrics.record_error(frame.stream_id, "analytics")
+            self._log(f"{frame.stream_id}: analytics off: {exc}")
+            return Result(frame, detections, time.time())
+        reported, track_ids = keep_reported(detections, found.track_ids, self.config.report_conf)
+        self.metrics.record_stage("track", (time.perf_counter() - started) * 1e3)
+        return Result(frame, reported, time.time(), track_ids, tuple(found.messages),
+                      found.trails)  # fmt: skip
+
+    def analytics_status(self) -> dict[str, Any]:
+        """Per stream: tracks, line counts, zone occupancy (for /status and the summary)."""
+        with self._analytics_lock:
+            return {stream: a.status() for stream, a in self._analytics.items()}
 
     def _put(self, target: queue.Queue[Any], item: Any, name: str) -> None:
         target.put(item)

@@ -26,6 +26,8 @@ DRAIN_TIMEOUT_S = 10.0
 
 
 def _run(args: argparse.Namespace) -> int:
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.stream import AnalyticsConfig, run_at_tracker_threshold
     from edge.atomic import write_text_atomic
     from edge.detector import Detector
     from edge.errors import JetkitError
@@ -35,14 +37,17 @@ def _run(args: argparse.Namespace) -> int:
     for option, seconds in (("--duration", args.duration), ("--log-interval", args.log_interval)):
         if seconds is not None and not 0 < seconds < math.inf:
             raise JetkitError(f"{option} must be a finite number of seconds > 0, got {seconds}")
-    config = PipelineConfig(
-        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_frames=args.max_frames
-    )
     options = backend_options(args.model, args.backend, args.threads)
     thresholds = {k: v for k, v in (("conf", args.conf), ("iou", args.iou)) if v is not None}
     detector = Detector.open(
         args.model, backend=args.backend, backend_options=options, **thresholds
     )
+    analytics = AnalyticsConfig(tracker=TrackerConfig()) if args.track else None
+    report_conf = run_at_tracker_threshold(detector, analytics)
+    config = PipelineConfig(
+        max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_frames=args.max_frames,
+        analytics=analytics, report_conf=report_conf,
+    )  # fmt: skip
     pipeline = open_pipeline(
         args.sources or [DEFAULT_SOURCE], args.sink or [], detector, config, log=stderr_log
     )
@@ -155,6 +160,12 @@ def register_run(subparsers: Any) -> None:
         help="how long a batch waits for frames of other streams (default 5)",
     )
     parser.add_argument("--conf", type=float, help="confidence threshold (default: manifest)")
+    parser.add_argument(
+        "--track",
+        action="store_true",
+        help="track objects (ByteTrack): results carry track_id, the overlay a trail; the "
+        "detector then runs at the tracker's low threshold and --conf filters untracked boxes",
+    )
     parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: manifest)")
     parser.add_argument("--backend", choices=("onnxruntime", "tensorrt"))
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")

@@ -10,14 +10,23 @@ overload instead of losing their objects to a prediction that fell behind.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
 from edge.analytics.events import EventsConfig, ObjectEvents, envelope
-from edge.analytics.zones import LineConfig, LineCounter, ZoneConfig, ZoneCounter
+from edge.analytics.zones import (
+    DIRECTIONS,
+    LineConfig,
+    LineCounter,
+    ZoneConfig,
+    ZoneCounter,
+    anchor_points,
+    check_classes,
+)
+from edge.detector import Detections, Detector
 from edge.errors import JetkitError
 
 # Capture intervals that set a stream's frame period: enough for a stable median, few enough
@@ -25,6 +34,8 @@ from edge.errors import JetkitError
 PERIOD_WINDOW = 32
 # A gap longer than this many periods is a new start (a reconnect), not frames to coast over.
 MAX_DT_PERIODS = 300.0
+# Points of a track's trail kept for the overlay: a second at 30 frames/s.
+TRAIL_POINTS = 30
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,13 @@ class AnalyticsConfig:
             if twice:
                 raise JetkitError(f"{kind} has more than one named {', '.join(twice)}")
 
+    def check_classes(self, known: tuple[str, ...]) -> None:
+        """Raises when a zone or line filters on a class the model does not detect."""
+        for zone in self.zones:
+            check_classes(zone.classes, known, f"zones.{zone.name}")
+        for line in self.lines:
+            check_classes(line.classes, known, f"lines.{line.name}")
+
 
 class FramePeriod:
     """The stream's frame period from capture times and frame indices (median of recent
@@ -54,7 +72,13 @@ class FramePeriod:
         self._intervals_s: deque[float] = deque(maxlen=PERIOD_WINDOW)
         self._last: tuple[int, float] | None = None
 
-    def periods_since_last(self, index: int, capture_s: float) -> float:
+    def periods_since_last(self, index: int, capture_s: float | None) -> float:
+        """`capture_s` None (a file, read ahead of processing, so its read times say nothing
+        about its own time): by the frame indices."""
+        if capture_s is None:
+            last_index = self._last[0] if self._last else index - 1
+            self._last = (index, 0.0)
+            return float(max(index - last_index, 1))
         last, self._last = self._last, (index, capture_s)
         if last is None:
             return 1.0
@@ -74,11 +98,39 @@ class FrameAnalytics:
 
     track_ids: np.ndarray
     messages: list[dict[str, Any]]
+    trails: dict[int, np.ndarray]
+
+
+def run_at_tracker_threshold(detector: Detector, config: AnalyticsConfig | None) -> float | None:
+    """With a tracker: lowers `detector`'s confidence threshold to the tracker's `low` (its
+    second association needs the weak boxes) and returns the threshold it had, at which
+    untracked detections are then reported (`keep_reported`). Without one: None, and the
+    detector as it was."""
+    if config is None or config.tracker is None:
+        return None
+    report_conf = detector.thresholds.conf
+    detector.thresholds = replace(detector.thresholds, conf=min(report_conf, config.tracker.low))
+    return report_conf
+
+
+def keep_reported(
+    detections: Detections, track_ids: np.ndarray, min_score: float | None
+) -> tuple[Detections, np.ndarray]:
+    """The detections to report: those scoring `min_score` or more, and every tracked one (a
+    tracker runs on lower scores than the user wants to see, and a tracked object whose score
+    dips stays visible)."""
+    if min_score is None:
+        return detections, track_ids
+    keep = (detections.scores >= min_score) | (track_ids > 0)
+    kept = Detections(detections.xyxy[keep], detections.scores[keep],
+                      detections.class_ids[keep], detections.class_names)  # fmt: skip
+    return kept, track_ids[keep]
 
 
 class StreamAnalytics:
-    """`process(...)` per frame, in capture order; shapes are resolved against the first
-    frame's size (fractions scale to it, pixels are checked against it)."""
+    """`process(...)` per frame, in capture order (`capture_s` the monotonic capture time of a
+    live stream's frame, None for a file's); shapes are resolved against the first frame's size
+    (fractions scale to it, pixels are checked against it)."""
 
     def __init__(
         self, stream_id: str, config: AnalyticsConfig, class_names: tuple[str, ...]
@@ -91,6 +143,7 @@ class StreamAnalytics:
         self.tracker = ByteTracker(config.tracker)
         self.events = ObjectEvents(stream_id, config.events)
         self.period = FramePeriod()
+        self._trails: dict[int, deque[tuple[float, float]]] = {}
         self.zones: list[ZoneCounter] = []
         self.lines: list[LineCounter] = []
         self._size_wh: tuple[int, int] | None = None
@@ -104,7 +157,7 @@ class StreamAnalytics:
     def process(
         self,
         index: int,
-        capture_s: float,
+        capture_s: float | None,
         unix_s: float,
         xyxy: np.ndarray,
         scores: np.ndarray,
@@ -141,20 +194,31 @@ class StreamAnalytics:
         # An object is announced before what it does, and ends after it.
         news = [m for m in lifecycle if m["type"] == "new"]
         rest = [m for m in lifecycle if m["type"] != "new"]
-        return FrameAnalytics(track_ids, news + messages + rest)
+        return FrameAnalytics(track_ids, news + messages + rest, self._trail(ids, boxes, ended))
+
+    def _trail(self, ids: np.ndarray, boxes: np.ndarray, ended: list[int]) -> dict[int, np.ndarray]:
+        for track_id in ended:
+            self._trails.pop(track_id, None)
+        for track_id, point in zip(ids.tolist(), anchor_points(boxes, "center").tolist(),
+                                   strict=True):  # fmt: skip
+            self._trails.setdefault(track_id, deque(maxlen=TRAIL_POINTS)).append(tuple(point))
+        return {t: np.array(self._trails[t]) for t in ids.tolist()}
 
     def _name(self, class_id: int) -> str:
         return self.class_names[class_id] if 0 <= class_id < len(self.class_names) else (
             f"class{class_id}")  # fmt: skip
 
     def status(self) -> dict[str, Any]:
-        """Counts for `/status` and the summary: line crossings per class and direction, zone
-        occupancy and entries per class."""
+        """Counts for `/status`, metrics and the summary: confirmed tracks now, line crossings
+        per class and direction, zone occupancy and entries per class."""
+        lines: dict[str, dict[str, dict[str, int]]] = {}
+        for line in self.lines:
+            by_class = lines.setdefault(line.line.config.name, {})
+            for (name, direction), n in sorted(line.counts.items()):
+                by_class.setdefault(name, dict.fromkeys(DIRECTIONS, 0))[direction] = n
         return {
             "tracks": int(self.tracker.tracks().ids.size),
-            "lines": {line.line.config.name: {f"{name}/{direction}": n for (name, direction), n
-                                              in sorted(line.counts.items())}
-                      for line in self.lines},
+            "lines": lines,
             "zones": {z.zone.config.name: {"occupancy": dict(z.occupancy()),
                                            "entered": dict(z.entered_total)}
                       for z in self.zones},

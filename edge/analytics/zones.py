@@ -74,7 +74,8 @@ def _check_anchor(anchor: str, key: str) -> None:
         raise JetkitError(f"{key}.anchor {anchor!r} is not one of {', '.join(ANCHORS)}")
 
 
-def _check_classes(classes: tuple[str, ...] | None, known: tuple[str, ...], key: str) -> None:
+def check_classes(classes: tuple[str, ...] | None, known: tuple[str, ...], key: str) -> None:
+    """Raises when `classes` (a filter; None: all) names a class not in `known`."""
     unknown = sorted(set(classes or ()) - set(known))
     if unknown:
         raise JetkitError(
@@ -108,7 +109,7 @@ class LineConfig:
         start, end = _in_pixels(self.points, size_wh, f"{key}.points")
         if np.hypot(*(end - start)) < 1:
             raise JetkitError(f"{key}.points are the same point: a line needs a length")
-        _check_classes(self.classes, known, key)
+        check_classes(self.classes, known, key)
         band = self.band_px
         if band is None:
             band = DEFAULT_BAND_FRACTION * float(np.hypot(*size_wh))
@@ -208,7 +209,7 @@ class ZoneConfig:
         x, y = polygon.T
         if abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2 < 1:
             raise JetkitError(f"{key}.points enclose no area: the polygon is degenerate")
-        _check_classes(self.classes, known, key)
+        check_classes(self.classes, known, key)
         return ResolvedZone(self, polygon)
 
 

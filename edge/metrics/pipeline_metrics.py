@@ -52,6 +52,8 @@ class PipelineMetrics:
       - `power`: None without a tegrastats reader (`attach_power`), else {power_mw,
         gpu_load_pct, temperatures_c, energy_mj, energy_mj_per_frame}, each None until known.
       - `sinks`: {uri: counters} for sinks that keep their own (`watch_sink`).
+      - `analytics`: with tracking (`watch_analytics`), {stream: {tracks, lines: {line: {class:
+        {in, out}}}, zones: {zone: {occupancy: {class: n}, entered: {class: n}}}}}.
     count, mean and max cover the whole run, percentiles the last `window` samples; a
     statistic without samples is None.
     """
@@ -76,6 +78,7 @@ class PipelineMetrics:
         self._queues: dict[str, int] = {}
         self._power: TegrastatsReader | None = None
         self._sink_stats: dict[str, Callable[[], Any]] = {}
+        self._analytics: Callable[[], dict[str, Any]] | None = None
 
     # --- recording (pipeline threads) ----------------------------------------------------------
 
@@ -122,6 +125,12 @@ class PipelineMetrics:
         with self._lock:
             self._sink_stats[uri] = stats
 
+    def watch_analytics(self, status: Callable[[], dict[str, Any]]) -> None:
+        """Report the streams' analytics (track counts, line crossings, zone occupancy) under
+        `analytics` in snapshots."""
+        with self._lock:
+            self._analytics = status
+
     def _stream(self, stream_id: str) -> _Stream:
         stream = self._streams.get(stream_id)
         if stream is None:
@@ -148,6 +157,7 @@ class PipelineMetrics:
             queues = dict(self._queues)
             power = self._power
             sink_stats = dict(self._sink_stats)
+            analytics = self._analytics
         for _, _, stream_errors in streams.values():
             for reason, n in stream_errors.items():
                 errors[reason] = errors.get(reason, 0) + n
@@ -175,6 +185,7 @@ class PipelineMetrics:
             "queues": queues,
             "power": power_summary(power, e2e.count) if power is not None else None,
             "sinks": {uri: asdict(stats()) for uri, stats in sink_stats.items()},
+            **({"analytics": analytics()} if analytics is not None else {}),
         }
 
     def summary(self) -> dict[str, Any]:

@@ -32,7 +32,11 @@ def register_prometheus(metrics: PipelineMetrics, registry: CollectorRegistry) -
       `jetkit_uptime_seconds`: gauges (FPS: processed frames over the run);
     - with a tegrastats reader attached, once it has a sample: `jetkit_power_watts`,
       `jetkit_gpu_load_ratio`, `jetkit_temperature_celsius{sensor}`,
-      `jetkit_energy_per_frame_joules`.
+      `jetkit_energy_per_frame_joules`;
+    - with tracking: `jetkit_tracks{stream}` (gauge),
+      `jetkit_line_crossings_total{stream,line,class,direction}`,
+      `jetkit_zone_entries_total{stream,zone,class}` (counters) and
+      `jetkit_zone_occupancy{stream,zone,class}` (gauge).
     """
     registry.register(PipelineCollector(metrics))
 
@@ -119,6 +123,8 @@ class PipelineCollector:
         )
         yield from _power_metrics(snapshot["power"] or {})
         yield from _sink_metrics(snapshot.get("sinks", {}))
+        if "analytics" in snapshot:
+            yield from _analytics_metrics(snapshot["analytics"])
 
 
 def prometheus_buckets(histogram: Histogram) -> list[tuple[str, float]]:
@@ -177,3 +183,32 @@ def _sink_metrics(sinks: dict[str, dict[str, Any]]) -> Iterator[Metric]:
                 )
             families[name].add_metric([uri], float(value))
     yield from families.values()
+
+
+def _analytics_metrics(streams: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    tracks = GaugeMetricFamily("jetkit_tracks", "Confirmed tracks now.", labels=["stream"])
+    crossings = CounterMetricFamily(
+        "jetkit_line_crossings",
+        "Tracks that crossed a line, by class and direction.",
+        labels=["stream", "line", "class", "direction"],
+    )
+    entries = CounterMetricFamily(
+        "jetkit_zone_entries", "Tracks that entered a zone.", labels=["stream", "zone", "class"]
+    )
+    occupancy = GaugeMetricFamily(
+        "jetkit_zone_occupancy", "Tracks in a zone now.", labels=["stream", "zone", "class"]
+    )
+    for stream_id, status in sorted(streams.items()):
+        tracks.add_metric([stream_id], status["tracks"])
+        for line, by_class in status["lines"].items():
+            for name, directions in by_class.items():
+                for direction, n in directions.items():
+                    crossings.add_metric([stream_id, line, name, direction], n)
+        for zone, counts in status["zones"].items():
+            for name, n in counts["entered"].items():
+                entries.add_metric([stream_id, zone, name], n)
+            for name, n in counts["occupancy"].items():
+                occupancy.add_metric([stream_id, zone, name], n)
+    yield from (tracks, crossings, entries, occupancy)

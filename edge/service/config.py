@@ -17,6 +17,12 @@ http:
   token: 3f9c…                  # optional (or JETKIT_HTTP_TOKEN): POST /reload then needs
                                 # `Authorization: Bearer <token>`; required beyond loopback
   read_timeout_s: 10            # a request must arrive in full within this, else it is closed
+tracker: {kind: bytetrack, high: 0.5, low: 0.1, match_iou: 0.2, buffer_frames: 30}
+zones:                          # optional, with tracker: polygons in pixels or frame fractions
+  - {name: porch, points: [[0.1, 0.5], [0.5, 0.5], [0.5, 1], [0.1, 1]], classes: [person]}
+lines:                          # optional, with tracker: crossings to the left are "in"
+  - {name: gate, points: [[0, 0.6], [1, 0.6]], classes: [car], band_px: 8}
+events: {update_interval_s: 5, crops: false}
 log_interval_s: 30
 watch_model_s: 2                # how often a model pointer is checked for a new release
 stale_after_s: 5                # a stream with no result for this long is unhealthy
@@ -33,10 +39,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.backends.onnxruntime import MAX_THREADS
 from edge.errors import JetkitError
+
+if TYPE_CHECKING:
+    from edge.analytics.stream import AnalyticsConfig
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 # Long enough for a slow link to send a request head; short enough that idle connections free
@@ -99,6 +108,7 @@ class ServiceConfig:
     watch_model_s: float = 2.0
     stale_after_s: float = 5.0
     summary: Path | None = None
+    analytics: AnalyticsConfig | None = None
 
     @property
     def stream_uris(self) -> list[tuple[str, str | None]]:
@@ -109,7 +119,8 @@ class ServiceConfig:
 
 _TOP_KEYS = {
     "model", "streams", "sinks", "backend", "threads", "thresholds", "batching", "http",
-    "log_interval_s", "watch_model_s", "stale_after_s", "summary",
+    "log_interval_s", "watch_model_s", "stale_after_s", "summary", "tracker", "zones", "lines",
+    "events",
 }  # fmt: skip
 
 
@@ -261,7 +272,61 @@ def _config_from_dict(data: object) -> ServiceConfig:
         watch_model_s=float(_number(top.get("watch_model_s", 2.0), "watch_model_s", 0.1)),
         stale_after_s=float(_number(top.get("stale_after_s", 5.0), "stale_after_s", 0.1)),
         summary=Path(_text(top["summary"], "summary")) if "summary" in top else None,
+        analytics=_analytics_config(top),
     )
+
+
+def _analytics_config(top: dict[str, Any]) -> AnalyticsConfig | None:
+    """`tracker`, `zones`, `lines`, `events`; None without any of them."""
+    if not any(key in top for key in ("tracker", "zones", "lines", "events")):
+        return None
+    # numpy comes with these: only for a config that uses them.
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.events import EventsConfig
+    from edge.analytics.stream import AnalyticsConfig
+    from edge.analytics.zones import LineConfig, ZoneConfig
+
+    tracker = None
+    if "tracker" in top:
+        section = _mapping(top["tracker"] or {}, "tracker",
+                           {"kind", "high", "low", "match_iou", "buffer_frames"})  # fmt: skip
+        tracker = _checked("tracker", TrackerConfig, **section)
+    events = _mapping(top.get("events") or {}, "events", {"update_interval_s", "crops"})
+    shapes: dict[str, list[Any]] = {"zones": [], "lines": []}
+    for kind, make in (("zones", ZoneConfig), ("lines", LineConfig)):
+        items = top.get(kind) or []
+        if not isinstance(items, list):
+            raise ConfigError(kind, "must be a list of {name, points, …}")
+        extra = {"band_px"} if kind == "lines" else set()
+        for k, item in enumerate(items):
+            entry = _mapping(item, f"{kind}[{k}]", {"name", "points", "classes", "anchor"} | extra)
+            if "name" not in entry or "points" not in entry:
+                raise ConfigError(f"{kind}[{k}]", "needs name and points")
+            name = _text(entry["name"], f"{kind}[{k}].name")
+            classes = entry.get("classes")
+            if classes is not None and (not isinstance(classes, list) or not all(
+                    isinstance(c, str) for c in classes)):  # fmt: skip
+                raise ConfigError(f"{kind}[{k}].classes", "must be a list of class names")
+            options = {key: entry[key] for key in extra | {"anchor"} if key in entry}
+            shapes[kind].append(_checked(
+                f"{kind}[{k}]", make, name, entry["points"],
+                None if classes is None else tuple(classes), **options))  # fmt: skip
+    events_config = _checked("events", EventsConfig, **events)
+    return _checked("tracker", AnalyticsConfig, tracker, tuple(shapes["zones"]),
+                    tuple(shapes["lines"]), events_config)  # fmt: skip
+
+
+def _checked(path: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`make(*args, **kwargs)`, its JetkitError (which names the field) raised as a
+    ConfigError at `path`."""
+    try:
+        return make(*args, **kwargs)
+    except TypeError as exc:  # a value of the wrong type deep in a dataclass
+        raise ConfigError(path, str(exc)) from None
+    except ConfigError:
+        raise
+    except JetkitError as exc:
+        raise ConfigError(path, str(exc)) from None
 
 
 def _optional_number(

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.analytics.stream import run_at_tracker_threshold
 from edge.cli import stderr_log
 from edge.detector import Detector
 from edge.errors import JetkitError
@@ -104,6 +105,7 @@ class Service:
         self._tensorrt = tensorrt_missing() is None
         self.identity = identify(config.model, self._tensorrt)
         detector = self._open_detector(self.identity)
+        report_conf = run_at_tracker_threshold(detector, config.analytics)
         self.specs = parse_source_uris(config.stream_uris)
         self.stream_ids = [spec.stream_id for spec in self.specs]
         self._health_sink = HealthSink(self.stream_ids)
@@ -112,7 +114,12 @@ class Service:
                 config.stream_uris,
                 config.sinks,
                 detector,
-                PipelineConfig(max_batch=config.max_batch, max_wait_ms=config.max_wait_ms),
+                PipelineConfig(
+                    max_batch=config.max_batch,
+                    max_wait_ms=config.max_wait_ms,
+                    analytics=config.analytics,
+                    report_conf=report_conf,
+                ),
                 extra_sinks=[self._health_sink],
                 log=self._log,
             )
@@ -154,6 +161,7 @@ class Service:
                     self._failed_identity = self.last_reload_error = None
                     return _reload_result(True, identity.path, changed=False)
                 detector = self._open_detector(identity)
+                run_at_tracker_threshold(detector, self.config.analytics)
                 old = self.pipeline.swap_detector(detector)
             except Exception as exc:  # whatever the new model does wrong, the old one runs on
                 self.failed_reloads += 1
@@ -252,4 +260,5 @@ class Service:
             "e2e": snapshot["e2e"],
             "total_fps": snapshot["total_fps"],
             "power": snapshot.get("power"),
+            **({"analytics": snapshot["analytics"]} if "analytics" in snapshot else {}),
         }

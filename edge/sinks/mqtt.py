@@ -168,15 +168,20 @@ class MqttSink:
         self._log(f"sink {self.uri}: {self._last_error}; retrying in the background")
 
     def write(self, result: Result) -> None:
-        payload = json.dumps(result.to_dict(), separators=(",", ":")).encode("utf-8")
-        topic = self.config.topic_for(result.frame.stream_id)
+        """The result to its topic, and each of its analytics events on its own to the
+        stream's events topic, where automations subscribe."""
+        stream_id = result.frame.stream_id
+        messages = [(self.config.topic_for(stream_id), result.to_dict())]
+        messages += [(self.config.events_topic_for(stream_id), event) for event in result.events]
         first_overflow = False
         with self._cond:
-            if len(self._outbox) >= self._outbox_limit:
-                self._outbox.popleft()
-                self._dropped += 1
-                first_overflow, self._overflowing = not self._overflowing, True
-            self._outbox.append((topic, payload))
+            for topic, message in messages:
+                if len(self._outbox) >= self._outbox_limit:
+                    self._outbox.popleft()
+                    self._dropped += 1
+                    first_overflow, self._overflowing = not self._overflowing, True
+                payload = json.dumps(message, separators=(",", ":")).encode("utf-8")
+                self._outbox.append((topic, payload))
             self._cond.notify_all()
         if first_overflow:
             self._log(

@@ -5,7 +5,9 @@ Params: `qos=0|1|2` (default 1: the broker acknowledges each result), `client_id
 the broker assigns one), `username=NAME`, `password=SECRET` (or the environment variable
 JETKIT_MQTT_PASSWORD, which keeps it off command lines and out of `ps`), `tls=1` (what
 `mqtts://` means), `ca=PATH`, `cert=PATH`, `key=PATH`, `insecure=1` (no certificate checks),
-`retain=0|1`, `topic_per_stream=1` (publish to `TOPIC/<stream id>`).
+`retain=0|1`, `topic_per_stream=1` (publish to `TOPIC/<stream id>`). With tracking, each
+analytics event (edge.analytics.events) is also published on its own to `TOPIC/events/<stream
+id>`.
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class MqttConfig:
 
     def topic_for(self, stream_id: str) -> str:
         return f"{self.topic}/{stream_id}" if self.topic_per_stream else self.topic
+
+    def events_topic_for(self, stream_id: str) -> str:
+        """Where a stream's analytics events go (always one topic per stream)."""
+        return f"{self.topic}/events/{stream_id}"
 
 
 def _path(params: Mapping[str, str], name: str) -> Path | None:

@@ -252,3 +252,41 @@ def test_pipeline_backend_options_keep_onnxruntime_threads_from_spinning():
     assert backend_options("m.onnx", None, 2) == {"threads": 2, "spinning": False}
     assert backend_options("m.engine", None, None) == {}
     assert backend_options("m.onnx", "tensorrt", None) == {}
+
+
+def test_a_line_that_does_not_fit_a_streams_frames_turns_its_analytics_off(detector):
+    """Pixel shapes are checked against the first frame: this one, off a 640x480 frame, turns
+    that stream's analytics off (logged, counted); its results still go out, untracked."""
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.stream import AnalyticsConfig
+    from edge.analytics.zones import LineConfig
+
+    sink = SlowSink()
+    logged: list[str] = []
+    analytics = AnalyticsConfig(TrackerConfig(), lines=(LineConfig("far", ((0, 10), (900, 10))),))
+    sources = [("cam", FramesSource([_scene(i) for i in range(5)]))]
+    for _, source in sources:
+        source.open()
+    metrics = PipelineMetrics(["cam"])
+    pipeline = Pipeline(sources, detector, [sink], metrics, PipelineConfig(analytics=analytics),
+                        logged.append)  # fmt: skip
+    pipeline.start()
+    assert pipeline.wait(30)
+    assert len(sink.results) == 5 and all(r.track_ids is None for r in sink.results)
+    assert any("analytics off: lines.far.points" in line for line in logged)
+    assert metrics.snapshot()["streams"]["cam"]["errors"] == {"analytics": 1}
+
+
+def test_a_moving_object_in_a_file_keeps_one_track_id(detector):
+    """A file is read ahead of processing: its frames advance the tracker by their indices,
+    not by when they were read."""
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.stream import AnalyticsConfig
+
+    sink = SlowSink()
+    scenes = [draw_blob_scene((640, 480), {"red": (100 + 8 * i, 96, 300 + 8 * i, 336)}, seed=i)
+              for i in range(8)]  # fmt: skip
+    config = PipelineConfig(analytics=AnalyticsConfig(TrackerConfig()), report_conf=0.5)
+    _run([("cam", FramesSource(scenes))], detector, [sink], config)
+    assert [r.track_ids.tolist() for r in sink.results] == [[1]] * 8
+    assert all(r.detections.names == ["red"] for r in sink.results)

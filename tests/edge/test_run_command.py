@@ -71,6 +71,28 @@ def test_stills_to_jsonl_with_the_table_and_the_summary(blob_onnx, scenes_dir, t
     assert sum(fine["counts"]) == 5 and len(fine["bounds_ms"]) > len(e2e["bounds_ms"])
 
 
+def test_tracking_gives_each_object_one_id_for_the_whole_run(blob_onnx, tmp_path):
+    """The synthetic camera's three boxes (one per colour) slide and bounce; with --track every
+    reported detection carries its object's id, the same from first frame to last, and the
+    table has the tracker's row."""
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    result = jetkit(
+        "run", "test://?fps=30&count=45&size=640x480", "--model", blob_onnx, "--track",
+        "--sink", f"jsonl://{out}", "--summary", summary,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ids_by_class: dict[str, set[int]] = {}
+    for line in _lines(out):
+        for found in line["detections"]:
+            ids_by_class.setdefault(found["class_name"], set()).add(found["track_id"])
+    assert sorted(ids_by_class) == ["blue", "green", "red"]
+    assert all(len(ids) == 1 for ids in ids_by_class.values())
+    assert set().union(*ids_by_class.values()) == {1, 2, 3}
+    assert re.search(r"^track\b", result.stdout, re.MULTILINE)
+    analytics = json.loads(summary.read_text())["analytics"]
+    assert analytics["s0"]["tracks"] == 3
+
+
 @pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")
 def test_a_video_file_and_a_synthetic_camera_at_once(blob_onnx, scenes_video, tmp_path):
     out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"

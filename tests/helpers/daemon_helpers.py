@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -29,3 +32,17 @@ def start_daemon(config: Path, env=None) -> tuple[subprocess.Popen, str, str]:
         log += line
     url = re.search(r"http://[\d.]+:\d+", log.splitlines()[-1]).group(0)
     return process, url, log
+
+
+@contextmanager
+def serving(config: Path) -> Iterator[str]:
+    """The daemon's URL while the block runs; then SIGTERM, which must end it with status 0 (it
+    is killed if the block failed)."""
+    process, url, _ = start_daemon(config)
+    try:
+        yield url
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

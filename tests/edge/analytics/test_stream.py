@@ -43,7 +43,7 @@ def test_a_walk_through_a_zone_and_across_a_line():
     end = messages[-1]
     assert end["entered_zones"] == ["lawn"] and end["zones"] == []
     status = analytics.status()
-    assert status["lines"] == {"gate": {"person/in": 1}}
+    assert status["lines"] == {"gate": {"person": {"in": 1, "out": 0}}}
     assert status["zones"] == {"lawn": {"occupancy": {}, "entered": {"person": 1}}}
     assert status["tracks"] == 0
 
@@ -60,6 +60,9 @@ def test_periods_follow_the_capture_clock():
     assert period.periods_since_last(14, 16 / 30) == pytest.approx(3.0, rel=0.05)
     # A reconnect after minutes is not coasted over for minutes.
     assert period.periods_since_last(15, 600.0) == 300.0
+    # A file's frames go by their indices.
+    frames = FramePeriod()
+    assert [frames.periods_since_last(k, None) for k in (0, 1, 4, 5)] == [1.0, 1.0, 3.0, 1.0]
 
 
 def test_zones_and_lines_need_a_tracker_and_unique_names():
@@ -68,3 +71,20 @@ def test_zones_and_lines_need_a_tracker_and_unique_names():
         AnalyticsConfig(lines=(gate,))
     with pytest.raises(JetkitError, match="lines has more than one named gate"):
         AnalyticsConfig(tracker=TrackerConfig(), lines=(gate, gate))
+
+
+def test_weak_boxes_are_reported_only_when_tracked(blob_onnx):
+    from edge.analytics.stream import keep_reported, run_at_tracker_threshold
+    from edge.detector import Detections, Detector
+
+    found = Detections(np.zeros((3, 4), np.float32), np.array([0.9, 0.2, 0.2], np.float32),
+                       np.zeros(3, np.int64), CLASSES)  # fmt: skip
+    kept, ids = keep_reported(found, np.array([-1, 4, -1]), 0.5)
+    assert kept.scores.tolist() == pytest.approx([0.9, 0.2]) and ids.tolist() == [-1, 4]
+    # The detector runs at the tracker's low threshold; results are reported at its own.
+    detector = Detector.open(blob_onnx, conf=0.4)
+    tracking = AnalyticsConfig(TrackerConfig(low=0.15))
+    assert run_at_tracker_threshold(detector, tracking) == 0.4
+    assert detector.thresholds.conf == 0.15
+    assert run_at_tracker_threshold(detector, None) is None and detector.thresholds.conf == 0.15
+    detector.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import assert_user_error, jetkit
-from daemon_helpers import start_daemon
+from daemon_helpers import serving, start_daemon
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.samples import build_blob_detector
@@ -247,21 +247,57 @@ def test_beyond_loopback_without_a_token_a_reload_is_refused(tmp_path, blob_onnx
             process.kill()
 
 
+def test_a_tracking_daemon_counts_crossings_in_status_and_metrics(tmp_path, blob_onnx):
+    """The synthetic camera's boxes slide left and right; a vertical line down the middle of
+    the frame counts them both ways, in /status and as Prometheus counters."""
+    config = tmp_path / "jetkit.yaml"
+    config.write_text(
+        f"model: {blob_onnx}\nstreams: ['test://?fps=30&size=640x480']\n"
+        "http: {listen: '127.0.0.1:0'}\ntracker: {buffer_frames: 30}\n"
+        "lines: [{name: middle, points: [[0.5, 0], [0.5, 1]], anchor: center}]\n"
+        "zones: [{name: left, points: [[0, 0], [0.5, 0], [0.5, 1], [0, 1]], anchor: center}]\n"
+    )
+    with serving(config) as url:
+
+        def crossed():
+            status = json.loads(_get(f"{url}/status")[1])
+            counts = status["analytics"]["s0"]["lines"].get("middle", {})
+            return sum(sum(d.values()) for d in counts.values()) >= 2 and status
+
+        status = _until(crossed, timeout_s=60)
+        analytics = status["analytics"]["s0"]
+        assert analytics["tracks"] == 3
+        assert sum(analytics["zones"]["left"]["entered"].values()) >= 1
+        families = {
+            f.name: f for f in text_string_to_metric_families(_get(f"{url}/metrics")[1].decode())
+        }
+        crossings = families["jetkit_line_crossings"].samples
+        assert {s.labels["line"] for s in crossings} == {"middle"}
+        assert sum(s.value for s in crossings if s.name.endswith("_total")) >= 2
+        assert "jetkit_zone_occupancy" in families and "jetkit_tracks" in families
+        assert "track" in status["stages"]
+
+
+def test_analytics_mistakes_are_start_up_errors_naming_the_key(tmp_path, blob_onnx):
+    config = tmp_path / "jetkit.yaml"
+    head = f"model: {blob_onnx}\nstreams: ['test://']\ntracker: {{}}\n"
+    config.write_text(head + "zones: [{name: z, points: [[0, 0], [1, 1]]}]\n")
+    assert_user_error(jetkit("serve", "--config", config), "config key 'zones[0]'", "3 points")
+    config.write_text(head + "lines: [{name: l, points: [[0, 0], [1, 1]], classes: [bus]}]\n")
+    assert_user_error(jetkit("serve", "--config", config), "lines.l.classes names bus")
+    config.write_text(head.replace("tracker: {}", "tracker: {low: 0.9}"))
+    assert_user_error(jetkit("serve", "--config", config), "config key 'tracker'", "tracker.low")
+
+
 def test_a_stream_that_stalls_makes_healthz_fail(tmp_path, blob_onnx):
     config = tmp_path / "jetkit.yaml"
     config.write_text(
         f"model: {blob_onnx}\nstreams: ['test://?fps=20&count=10']\n"
         "http: {listen: '127.0.0.1:0'}\nstale_after_s: 0.5\n"
     )
-    process, url, _ = start_daemon(config)
-    try:
+    with serving(config) as url:
         code, body = _until(lambda: (r := _get(f"{url}/healthz"))[0] == 503 and r)
         assert json.loads(body)["streams"][0]["state"] == "stalled"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
 
 
 def test_start_up_errors_are_one_line(tmp_path, blob_onnx):

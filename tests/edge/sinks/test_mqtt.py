@@ -65,6 +65,24 @@ def test_topic_per_stream_publishes_under_the_stream_id(broker, make_results, lo
     ]
 
 
+def test_analytics_events_go_one_by_one_to_the_streams_events_topic(broker, make_results, logged):
+    from dataclasses import replace
+
+    subscriber = Subscriber(broker.port, "cams/events/#")
+    sink = open_sink(f"mqtt://127.0.0.1:{broker.port}/cams", logged.append)
+    plain = make_results(1, "door")[0]
+    events = ({"schema": 1, "type": "new", "stream": "door", "track_id": 4},
+              {"schema": 1, "type": "line_crossing", "stream": "door", "track_id": 4,
+               "line": "gate", "direction": "in"})  # fmt: skip
+    sink.write(replace(plain, events=events))
+    received = subscriber.take(2)
+    sink.close()
+    subscriber.close()
+
+    assert [m.topic for m in received] == ["cams/events/door"] * 2
+    assert [json.loads(m.payload) for m in received] == list(events)
+
+
 def test_an_outage_queues_results_and_delivers_them_on_reconnect(broker, make_results, logged):
     subscriber = Subscriber(broker.port, "out")
     sink = open_sink(f"mqtt://127.0.0.1:{broker.port}/out", logged.append)
