@@ -1,0 +1,136 @@
+"""MOTChallenge text files and sequence folders (the MOT17/MOT20 layout), read and written.
+
+A sequence folder holds `seqinfo.ini` (`[Sequence]` name, imDir, frameRate, seqLength, imWidth,
+imHeight, imExt), its frames in `img1/` (000001.jpg …), `gt/gt.txt` and, for MOT17/MOT20's public
+detections, `det/det.txt`. Every row is `frame,id,bb_left,bb_top,bb_width,bb_height,conf,x,y,z`
+with frames counted from 1; ground truth puts `consider` (0 or 1), `class` and `visibility` in
+the last three columns, tracker output and detections -1 there.
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import JetkitError
+
+# MOT17/MOT20 ground truth: only pedestrians (class 1) are scored.
+MOT_PEDESTRIAN = 1
+COLUMNS = 10
+
+
+def read_mot_rows(path: str | Path) -> np.ndarray:
+    """A MOT text file → `(N,10)` float64 rows (6 to 10 columns given; missing ones -1)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JetkitError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise JetkitError(f"{path} cannot be read ({exc})") from None
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = [f for f in line.replace(" ", "").split(",") if f != ""]
+        if not fields:
+            continue
+        try:
+            values = [float(f) for f in fields]
+        except ValueError:
+            values = []
+        if not 6 <= len(values) <= COLUMNS or not np.isfinite(values).all():
+            raise JetkitError(
+                f"{path}:{number}: expected 6 to 10 numbers `frame,id,left,top,width,height,"
+                f"conf,…`, got {line.strip()[:80]!r}"
+            )
+        rows.append(values + [-1.0] * (COLUMNS - len(values)))
+    return np.array(rows, dtype=np.float64).reshape(-1, COLUMNS)
+
+
+def write_mot_rows(path: str | Path, rows: np.ndarray) -> None:
+    """`(N,≥7)` rows as a MOT text file (written atomically), frame and id as integers."""
+    from edge.atomic import write_text_atomic
+
+    lines = []
+    for row in rows:
+        values = list(row[:COLUMNS]) + [-1.0] * (COLUMNS - len(row))
+        head = f"{int(values[0])},{int(values[1])}"
+        lines.append(head + "".join(f",{v:.6g}" for v in values[2:]) + "\n")
+    write_text_atomic(Path(path), "".join(lines))
+
+
+def rows_xyxy(rows: np.ndarray) -> np.ndarray:
+    """`(N,10)` rows → `(N,4)` corners."""
+    left, top, width, height = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
+    return np.stack((left, top, left + width, top + height), axis=1)
+
+
+def tracks_to_rows(frame: int, ids: np.ndarray, xyxy: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """One frame's tracks → `(T,10)` tracker-output rows (`frame` counted from 1)."""
+    width, height = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
+    rows = np.full((len(ids), COLUMNS), -1.0)
+    rows[:, 0], rows[:, 1] = frame, ids
+    rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5] = xyxy[:, 0], xyxy[:, 1], width, height
+    rows[:, 6] = scores
+    return rows
+
+
+@dataclass(frozen=True)
+class MotSequence:
+    """A sequence folder: its frames (in order), rate, size, and its ground truth and public
+    detections where present (`(N,10)` rows, or None)."""
+
+    name: str
+    frames: tuple[Path, ...]
+    frame_rate: float
+    size_wh: tuple[int, int]
+    gt: np.ndarray | None
+    det: np.ndarray | None
+
+
+def read_sequence(folder: str | Path) -> MotSequence:
+    folder = Path(folder)
+    info_path = folder / "seqinfo.ini"
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(info_path.read_text(encoding="utf-8"))
+        info = parser["Sequence"]
+        name = info.get("name", folder.name)
+        image_dir = folder / info.get("imDir", "img1")
+        extension = info.get("imExt", ".jpg")
+        frame_rate = float(info["frameRate"])
+        length = int(info["seqLength"])
+        size_wh = (int(info["imWidth"]), int(info["imHeight"]))
+    except FileNotFoundError:
+        raise JetkitError(
+            f"{folder} is not a MOTChallenge sequence: it has no seqinfo.ini (MOT17/MOT20 layout: "
+            "seqinfo.ini, img1/, gt/gt.txt)"
+        ) from None
+    except (configparser.Error, KeyError, ValueError) as exc:
+        raise JetkitError(f"{info_path} is not a valid seqinfo.ini ({exc})") from None
+    frames = tuple(image_dir / f"{k:06d}{extension}" for k in range(1, length + 1))
+    missing = [f for f in frames if not f.is_file()]
+    if missing:
+        raise JetkitError(
+            f"{folder}: {len(missing)} of the {length} frames seqinfo.ini lists are missing, "
+            f"the first {missing[0]}"
+        )
+    gt_path, det_path = folder / "gt" / "gt.txt", folder / "det" / "det.txt"
+    return MotSequence(
+        name,
+        frames,
+        frame_rate,
+        size_wh,
+        read_mot_rows(gt_path) if gt_path.is_file() else None,
+        read_mot_rows(det_path) if det_path.is_file() else None,
+    )
+
+
+def scored_gt(gt: np.ndarray, classes: tuple[int, ...] = (MOT_PEDESTRIAN,)) -> np.ndarray:
+    """The ground-truth rows that count: `consider` set and of `classes` (MOT17/MOT20 score
+    pedestrians only). Synthetic ground truth with class -1 counts whole."""
+    consider = gt[:, 6] != 0
+    of_class = np.isin(gt[:, 7], classes) | (gt[:, 7] == -1)
+    return gt[consider & of_class]
