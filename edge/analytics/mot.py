@@ -50,14 +50,15 @@ def read_mot_rows(path: str | Path) -> np.ndarray:
 
 
 def write_mot_rows(path: str | Path, rows: np.ndarray) -> None:
-    """`(N,≥7)` rows as a MOT text file (written atomically), frame and id as integers."""
+    """`(N,≥7)` rows as a MOT text file (written atomically), frame and id as integers, the
+    rest to a thousandth."""
     from edge.atomic import write_text_atomic
 
     lines = []
     for row in rows:
         values = list(row[:COLUMNS]) + [-1.0] * (COLUMNS - len(row))
         head = f"{int(values[0])},{int(values[1])}"
-        lines.append(head + "".join(f",{v:.6g}" for v in values[2:]) + "\n")
+        lines.append(head + "".join(f",{round(float(v), 3):g}" for v in values[2:]) + "\n")
     write_text_atomic(Path(path), "".join(lines))
 
 

@@ -88,6 +88,10 @@ def gradient_frame(size_wh: tuple[int, int], index: int) -> np.ndarray:
 
 def frame_maker(params: SyntheticParams) -> Callable[[int], np.ndarray]:
     """index → BGR image `(H, W, 3)` for the params' pattern."""
+    if params.pattern == "moving":
+        from edge.samples_tracking import MovingScene
+
+        return MovingScene(params.size_wh, params.objects, params.seed).draw
     if params.pattern == "blobs":
         # draw_blob_scene's textured background costs ~10 ms at 720p: drawn once, boxes pasted.
         background = draw_blob_scene(params.size_wh, {}, seed=params.seed)
@@ -126,6 +130,7 @@ class SyntheticSource:
         self._start_s = 0.0
         self._last_slot = -1
         self._delivered = 0
+        self._gt_frames: list[int] = []
 
     def open(self) -> None:
         self._closed.clear()
@@ -143,8 +148,23 @@ class SyntheticSource:
         self.skipped_frames += slot - self._last_slot - 1
         self._last_slot = slot
         image = self._frame_at(self._delivered)
+        if self.params.gt is not None:
+            self._gt_frames.append(self._delivered)
         self._delivered += 1
         return image
 
     def close(self) -> None:
         self._closed.set()
+        if self.params.gt is not None and self._gt_frames:
+            write_ground_truth(self.params, self._gt_frames)
+            self._gt_frames = []
+
+
+def write_ground_truth(params: SyntheticParams, frames: list[int]) -> None:
+    """Pattern `moving`'s MOTChallenge ground truth of `frames` to `params.gt` (atomically)."""
+    from edge.analytics.mot import write_mot_rows
+    from edge.samples_tracking import MovingScene
+
+    assert params.gt is not None
+    scene = MovingScene(params.size_wh, params.objects, params.seed)
+    write_mot_rows(params.gt, np.concatenate([scene.gt_rows(k) for k in frames]))

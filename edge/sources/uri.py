@@ -8,6 +8,7 @@
 `file:///clips/a.mp4`, `clips/a.mp4`   a video file; an image suffix makes it a single still
 `images://stills/`   a directory of stills, in name order
 `test://?size=1280x720&fps=30&pattern=blobs&count=100&seed=0`   synthetic frames
+`test://?pattern=moving&objects=20&gt=gt.txt`   boxes crossing, with MOTChallenge ground truth
 `gst://… ! appsink`   a GStreamer pipeline as written (no params: a `?` belongs to the pipeline)
 
 Every URI but `gst://` and a plain path takes `id=NAME`, the stream id; it defaults to `s<index>`,
@@ -30,7 +31,9 @@ from edge.redact import redact
 
 SourceKind = Literal["csi", "v4l2", "rtsp", "file", "images", "test", "gst"]
 SCHEMES: tuple[SourceKind, ...] = ("csi", "v4l2", "rtsp", "file", "images", "test", "gst")
-PATTERNS = ("blobs", "noise", "gradient")
+PATTERNS = ("blobs", "noise", "gradient", "moving")
+# The most objects `pattern=moving` draws: past this the frame is more boxes than background.
+MAX_OBJECTS = 200
 V4L2_FORMATS = ("raw", "mjpg")
 RTSP_CODECS = ("h264", "h265")
 MIN_SIZE_WH = (16, 16)
@@ -118,13 +121,17 @@ class RtspParams:
 
 @dataclass(frozen=True)
 class SyntheticParams:
-    """Synthetic frames at `fps`; `count` frames in all (None: endless); same `seed`, same frames."""
+    """Synthetic frames at `fps`; `count` frames in all (None: endless); same `seed`, same frames.
+    `objects`, `gt`: pattern `moving`'s number of objects and where its ground truth of the
+    delivered frames goes (MOTChallenge rows, written when the source closes)."""
 
     size_wh: tuple[int, int] = (1280, 720)
     fps: float = 30.0
     pattern: str = "blobs"
     count: int | None = None
     seed: int = 0
+    objects: int = 8
+    gt: str | None = None
 
     def __post_init__(self) -> None:
         _check_size(self.size_wh)
@@ -134,6 +141,10 @@ class SyntheticParams:
             raise JetkitError(f"count must be >= 1, got {self.count}")
         if self.seed < 0:
             raise JetkitError(f"seed must be >= 0, got {self.seed}")
+        if not 1 <= self.objects <= MAX_OBJECTS:
+            raise JetkitError(f"objects must be in [1, {MAX_OBJECTS}], got {self.objects}")
+        if self.gt is not None and self.pattern != "moving":
+            raise JetkitError("gt= writes the ground truth of pattern=moving only")
 
 
 SourceParams = CsiParams | V4l2Params | RtspParams | SyntheticParams | None
@@ -280,15 +291,18 @@ def _test(location: str, params: dict[str, str]) -> SyntheticParams:
         raise JetkitError(
             f"test:// takes only params, like test://?size=1280x720, got {location!r}"
         )
-    _take(params, ("size", "fps", "pattern", "count", "seed", "id"), "test")
+    _take(params, ("size", "fps", "pattern", "count", "seed", "objects", "gt", "id"), "test")
     defaults = SyntheticParams()
     fps, seed = _number(params, "fps", float), _number(params, "seed", int)
+    objects = _number(params, "objects", int)
     return SyntheticParams(
         size_wh=_size(params) or defaults.size_wh,
         fps=defaults.fps if fps is None else fps,
         pattern=params.get("pattern", defaults.pattern),
         count=_number(params, "count", int),
         seed=defaults.seed if seed is None else seed,
+        objects=defaults.objects if objects is None else objects,
+        gt=params.get("gt"),
     )
 
 
