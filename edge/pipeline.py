@@ -560,6 +560,25 @@ class Pipeline:
         return Result(frame, reported, time.time(), track_ids, tuple(found.messages),
                       found.trails)  # fmt: skip
 
+    def set_analytics(self, config: AnalyticsConfig) -> None:
+        """New zones, lines, events or tracker settings from the next frame on (their counts
+        start again); raises, changing nothing, if they do not fit the model or tracking was
+        not on from the start (turning it on or off needs a restart)."""
+        if not self._analytics or config.tracker is None:
+            raise JetkitError(
+                "turning tracking on or off takes a restart of the daemon; the analytics running "
+                "now are kept"
+            )
+        classes = tuple(self.detector.manifest.classes)
+        config.check_classes(classes)
+        fresh = {}
+        for stream, running in self._analytics.items():
+            fresh[stream] = StreamAnalytics(stream, config, classes)
+            if running.size_wh is not None:  # checked against the frames the stream gives
+                fresh[stream].resolve(running.size_wh)
+        with self._analytics_lock:
+            self._analytics = fresh
+
     def analytics_status(self) -> dict[str, Any]:
         """Per stream: tracks, line counts, zone occupancy (for /status and the summary)."""
         with self._analytics_lock:

@@ -148,7 +148,13 @@ class StreamAnalytics:
         self.lines: list[LineCounter] = []
         self._size_wh: tuple[int, int] | None = None
 
-    def _resolve(self, size_wh: tuple[int, int]) -> None:
+    @property
+    def size_wh(self) -> tuple[int, int] | None:
+        """The frame size the shapes are resolved for (None before the first frame)."""
+        return self._size_wh
+
+    def resolve(self, size_wh: tuple[int, int]) -> None:
+        """The shapes in pixels of `size_wh` frames; raises for a shape that does not fit."""
         self.zones = [ZoneCounter(z.resolve(size_wh, self.class_names)) for z in self.config.zones]
         self.lines = [LineCounter(ln.resolve(size_wh, self.class_names))
                       for ln in self.config.lines]  # fmt: skip
@@ -166,7 +172,7 @@ class StreamAnalytics:
     ) -> FrameAnalytics:
         size_wh = (image_bgr.shape[1], image_bgr.shape[0])
         if size_wh != self._size_wh:
-            self._resolve(size_wh)
+            self.resolve(size_wh)
         dt = self.period.periods_since_last(index, capture_s)
         track_ids = self.tracker.update(xyxy, scores, class_ids, dt)
         ended = self.tracker.ended_ids.tolist()

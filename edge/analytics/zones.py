@@ -62,6 +62,12 @@ def _in_pixels(points: tuple[Point, ...], size_wh: tuple[int, int], key: str) ->
     return array
 
 
+def _polygon_area(points: np.ndarray) -> float:
+    """`(N,2)` vertices → the enclosed area (shoelace), in their units squared."""
+    x, y = points.T
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
 def anchor_points(xyxy: np.ndarray, anchor: str) -> np.ndarray:
     """`(N,4)` boxes → `(N,2)` points."""
     x0, y0, x1, y1 = xyxy.T
@@ -100,6 +106,8 @@ class LineConfig:
         object.__setattr__(self, "points", _points(self.points, f"{key}.points", 2))
         if len(self.points) != 2:
             raise JetkitError(f"{key}.points must be 2 points, got {len(self.points)}")
+        if self.points[0] == self.points[1]:
+            raise JetkitError(f"{key}.points are the same point: a line needs a length")
         _check_anchor(self.anchor, key)
         if self.band_px is not None and not self.band_px >= 0:
             raise JetkitError(f"{key}.band_px must be >= 0, got {self.band_px}")
@@ -202,12 +210,13 @@ class ZoneConfig:
         key = f"zones.{self.name}"
         object.__setattr__(self, "points", _points(self.points, f"{key}.points", 3))
         _check_anchor(self.anchor, key)
+        if _polygon_area(np.array(self.points)) == 0:  # in any units: no frame size needed
+            raise JetkitError(f"{key}.points enclose no area: the polygon is degenerate")
 
     def resolve(self, size_wh: tuple[int, int], known: tuple[str, ...]) -> ResolvedZone:
         key = f"zones.{self.name}"
         polygon = _in_pixels(self.points, size_wh, f"{key}.points")
-        x, y = polygon.T
-        if abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2 < 1:
+        if _polygon_area(polygon) < 1:
             raise JetkitError(f"{key}.points enclose no area: the polygon is degenerate")
         check_classes(self.classes, known, key)
         return ResolvedZone(self, polygon)

@@ -1,7 +1,7 @@
 """`jetkit serve --config FILE` (the daemon) and `jetkit service install` (its systemd unit).
 
 Signals: SIGTERM and SIGINT stop capture, drain what is in flight, flush the sinks and exit 0;
-SIGHUP reloads the model. Only argparse at import time.
+SIGHUP reloads the model and the config's analytics. Only argparse at import time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
     from edge.service.systemd import notify
 
     config = load_config(args.config)
-    service = Service(config)
+    service = Service(config, config_path=Path(args.config))
     stop, reload = threading.Event(), threading.Event()
     previous = {
         signum: signal.signal(signum, handler)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from edge.detector import Detector
 from edge.errors import JetkitError
 from edge.metrics import TegrastatsReader
 from edge.pipeline import PipelineConfig, backend_options, open_pipeline
-from edge.service.config import ServiceConfig
+from edge.service.config import ServiceConfig, load_config
 from edge.service.model import ModelIdentity, identify
 from edge.sinks import Result
 from edge.sources import parse_source_uris
@@ -85,8 +85,11 @@ class Service:
     """Construct (stores the config), `start()` (start-up errors raise JetkitError), then
     `reload()`, `health()`, `status()` from any thread, and `stop()` once."""
 
-    def __init__(self, config: ServiceConfig, log: Log = stderr_log) -> None:
+    def __init__(
+        self, config: ServiceConfig, log: Log = stderr_log, config_path: Path | None = None
+    ) -> None:
         self.config = config
+        self.config_path = config_path  # read again on reload, for its analytics
         self._log = log
         self._reload_lock = threading.Lock()
         self.reloads = 0
@@ -149,32 +152,65 @@ class Service:
     # --- reload --------------------------------------------------------------------------------
 
     def reload(self, reason: str) -> dict[str, Any]:
-        """Load the model the config points to now and swap it in; on failure keep the old one.
-        The model running already (same file, size and mtime) is not loaded again: on a Jetson
-        a second engine would take as much GPU memory as the first.
+        """Load the model the config points to now and swap it in, and the config file's
+        analytics when they changed; on failure keep what runs. The model running already (same
+        file, size and mtime) is not loaded again: on a Jetson a second engine would take as
+        much GPU memory as the first.
         Returns `{"ok": bool, "model": path, "changed": bool, "error": …}`."""
         with self._reload_lock:
-            identity: ModelIdentity | None = None
-            try:
-                identity = identify(self.config.model, self._tensorrt)
-                if identity == self.identity:
-                    self._failed_identity = self.last_reload_error = None
-                    return _reload_result(True, identity.path, changed=False)
-                detector = self._open_detector(identity)
-                run_at_tracker_threshold(detector, self.config.analytics)
-                old = self.pipeline.swap_detector(detector)
-            except Exception as exc:  # whatever the new model does wrong, the old one runs on
-                self.failed_reloads += 1
-                self._failed_identity = identity
-                self.last_reload_error = f"{reason}: {exc}"
-                self._log(f"reload ({reason}) failed, still running the previous model: {exc}")
-                return _reload_result(False, self._model_path(), changed=False, error=str(exc))
-            old.close()
-            self.identity = identity
-            self.reloads += 1
-            self._failed_identity = self.last_reload_error = None
-            self._log(f"reloaded ({reason}): now running {identity.path}")
-            return _reload_result(True, identity.path, changed=True)
+            result = self._reload_model(reason)
+            analytics_error = self._reload_analytics(reason)
+        if analytics_error is not None:
+            errors = [e for e in (result["error"], analytics_error) if e]
+            result = {**result, "ok": False, "error": "; ".join(errors)}
+        return result
+
+    def _reload_model(self, reason: str) -> dict[str, Any]:
+        identity: ModelIdentity | None = None
+        try:
+            identity = identify(self.config.model, self._tensorrt)
+            if identity == self.identity:
+                self._failed_identity = self.last_reload_error = None
+                return _reload_result(True, identity.path, changed=False)
+            detector = self._open_detector(identity)
+            run_at_tracker_threshold(detector, self.config.analytics)
+            old = self.pipeline.swap_detector(detector)
+        except Exception as exc:  # whatever the new model does wrong, the old one runs on
+            self.failed_reloads += 1
+            self._failed_identity = identity
+            self.last_reload_error = f"{reason}: {exc}"
+            self._log(f"reload ({reason}) failed, still running the previous model: {exc}")
+            return _reload_result(False, self._model_path(), changed=False, error=str(exc))
+        old.close()
+        self.identity = identity
+        self.reloads += 1
+        self._failed_identity = self.last_reload_error = None
+        self._log(f"reloaded ({reason}): now running {identity.path}")
+        return _reload_result(True, identity.path, changed=True)
+
+    def _reload_analytics(self, reason: str) -> str | None:
+        """The config file's analytics (tracker, zones, lines, events), swapped in when they
+        changed; on a mistake the running ones are kept and the error returned."""
+        if self.config_path is None:
+            return None
+        try:
+            fresh = load_config(self.config_path).analytics
+            if fresh == self.config.analytics:
+                return None
+            if fresh is None:
+                raise JetkitError(
+                    "the config has no tracker any more: turning tracking off takes a restart; "
+                    "the analytics running now are kept"
+                )
+            self.pipeline.set_analytics(fresh)
+        except JetkitError as exc:
+            self.failed_reloads += 1
+            self.last_reload_error = f"{reason}: {exc}"
+            self._log(f"reload ({reason}) failed, keeping the analytics running now: {exc}")
+            return str(exc)
+        self.config = replace(self.config, analytics=fresh)
+        self._log(f"reloaded ({reason}): new analytics from {self.config_path}")
+        return None
 
     def check_model_pointer(self) -> None:
         """Reload when the model behind the pointer changed (a new release, a new file). A model

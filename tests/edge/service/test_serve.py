@@ -278,6 +278,32 @@ def test_a_tracking_daemon_counts_crossings_in_status_and_metrics(tmp_path, blob
         assert "track" in status["stages"]
 
 
+def test_a_reload_takes_new_analytics_and_keeps_the_old_ones_when_they_are_wrong(
+    tmp_path, blob_onnx
+):
+    config = tmp_path / "jetkit.yaml"
+    head = (
+        f"model: {blob_onnx}\nstreams: ['test://?fps=30&size=640x480']\n"
+        f"http: {{listen: '127.0.0.1:0', token: {TOKEN}}}\ntracker: {{}}\n"
+    )
+    config.write_text(head + "lines: [{name: middle, points: [[0.5, 0], [0.5, 1]]}]\n")
+    with serving(config) as url:
+
+        def lines():
+            return set(json.loads(_get(f"{url}/status")[1])["analytics"]["s0"]["lines"])
+
+        config.write_text(head + "zones: [{name: flat, points: [[0, 0], [1, 0], [1, 0]]}]\n")
+        code, body = _post(f"{url}/reload", TOKEN)
+        assert code == 500 and not body["ok"]  # as for a model that fails to load
+        assert "zones.flat.points enclose no area" in body["error"]
+        assert "zones.flat" in _model(url)["last_reload_error"]
+        assert lines() == {"middle"}  # the old line still runs
+        config.write_text(head + "lines: [{name: door, points: [[0, 0.5], [1, 0.5]]}]\n")
+        code, body = _post(f"{url}/reload", TOKEN)
+        assert code == 200 and body["ok"], body
+        assert lines() == {"door"}
+
+
 def test_analytics_mistakes_are_start_up_errors_naming_the_key(tmp_path, blob_onnx):
     config = tmp_path / "jetkit.yaml"
     head = f"model: {blob_onnx}\nstreams: ['test://']\ntracker: {{}}\n"
