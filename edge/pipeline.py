@@ -23,8 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from edge.analytics.motion import CROP as MOTION_CROP
+from edge.analytics.motion import SKIP as MOTION_SKIP
+from edge.analytics.motion import MotionGate
 from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported
-from edge.detector import Detector
+from edge.detector import Detections, Detector
 from edge.errors import JetkitError
 from edge.failure_log import FailureLog
 from edge.metrics import PipelineMetrics
@@ -149,14 +152,34 @@ class _Stream:
 
 @dataclass
 class _Batch:
+    """`looks[i]`: where the detector looks in frame i (motion gating): FULL, a crop box, or
+    SKIP (the frame goes through undetected, in its place among its stream's frames)."""
+
     detector: Detector  # the one that preprocessed it infers and decodes it, across a swap
     frames: list[Frame]
     tensor: np.ndarray | None = None
     transforms: list[Transform] | None = None
     outputs: list[np.ndarray] | None = None
+    looks: list[Any] | None = None
 
 
 _END = object()
+# Where the detector looks in a frame besides a crop box (motion gating).
+FULL, SKIP = "full", "skip"
+
+
+def _cropped(image_bgr: np.ndarray, look: Any) -> np.ndarray:
+    if look is FULL:
+        return image_bgr
+    x0, y0, x1, y1 = look
+    return image_bgr[y0:y1, x0:x1]
+
+
+def _shifted(detections: Detections, crop_xyxy: tuple[int, int, int, int]) -> Detections:
+    """Detections on a crop → in the frame's pixels."""
+    offset = np.array(crop_xyxy[:2] * 2, dtype=detections.xyxy.dtype)
+    return Detections(detections.xyxy + offset, detections.scores, detections.class_ids,
+                      detections.class_names)  # fmt: skip
 
 
 class Pipeline:
@@ -229,6 +252,9 @@ class Pipeline:
             self._analytics = {s.stream_id: StreamAnalytics(s.stream_id, analytics, classes)
                                for s in self._streams}  # fmt: skip
             metrics.watch_analytics(self.analytics_status)
+        self._gates: dict[str, MotionGate] = {}
+        if analytics is not None and analytics.motion is not None:
+            self._gates = {s.stream_id: MotionGate(analytics.motion) for s in self._streams}
 
     # --- control -------------------------------------------------------------------------------
 
@@ -463,18 +489,25 @@ class Pipeline:
             self.metrics.record_stage("queue_wait", (now - frame.capture_monotonic_s) * 1e3)
         started = time.perf_counter()
         detector = self.detector
+        looks = [self._look(frame) for frame in frames]
+        images = [_cropped(f.image_bgr, look) for f, look in zip(frames, looks, strict=True)
+                  if look is not SKIP]  # fmt: skip
         try:
-            tensor, transforms = detector.preprocess([f.image_bgr for f in frames])
+            tensor, transforms = detector.preprocess(images) if images else (None, [])
         except Exception as exc:  # a bad frame must not stop the other streams
             self._batch_failed(frames, "preprocess", exc)
             return None
-        batch = _Batch(detector, frames, np.array(tensor) if copy else tensor, transforms)
+        if copy and tensor is not None:
+            tensor = np.array(tensor)
+        batch = _Batch(detector, frames, tensor, transforms, looks=looks)
         self._track(detector, +1)
-        self.metrics.record_stage("preprocess", (time.perf_counter() - started) * 1e3, len(frames))
+        self.metrics.record_stage("preprocess", (time.perf_counter() - started) * 1e3, len(images))
         return batch
 
     def _infer(self, batch: _Batch) -> bool:
         """Run the model on `batch`; False (counted) if the backend failed."""
+        if batch.tensor is None:  # every frame skipped by motion gating
+            return True
         started = time.perf_counter()
         try:
             batch.outputs = batch.detector.infer(batch.tensor)
@@ -483,23 +516,40 @@ class Pipeline:
             self._batch_failed(batch.frames, "infer", exc)
             return False
         batch.tensor = None
-        self.metrics.record_stage("infer", (time.perf_counter() - started) * 1e3, len(batch.frames))
+        looked = len(batch.transforms or ())
+        self.metrics.record_stage("infer", (time.perf_counter() - started) * 1e3, looked)
         return True
 
-    def _postprocess(self, batch: _Batch) -> list[tuple[Frame, Any]]:
-        """`(frame, detections)` for each frame of `batch`; none (counted) if decoding failed."""
+    def _postprocess(self, batch: _Batch) -> list[tuple[Frame, Any, Any]]:
+        """`(frame, detections, crop)` for each frame of `batch` (detections None: skipped by
+        motion gating; crop: where the detector looked, None for the whole frame); none
+        (counted) if decoding failed."""
         started = time.perf_counter()
         try:
-            detections = batch.detector.postprocess(batch.outputs, batch.transforms)
+            decoded = iter(
+                batch.detector.postprocess(batch.outputs, batch.transforms)
+                if batch.outputs is not None
+                else []
+            )
         except Exception as exc:
             self._batch_failed(batch.frames, "postprocess", exc)
             return []
         finally:
             self._track(batch.detector, -1)
-        self.metrics.record_stage(
-            "postprocess", (time.perf_counter() - started) * 1e3, len(batch.frames)
-        )
-        return list(zip(batch.frames, detections, strict=True))
+        if batch.outputs is not None:
+            self.metrics.record_stage(
+                "postprocess", (time.perf_counter() - started) * 1e3, len(batch.transforms or ())
+            )
+        looks = batch.looks or [FULL] * len(batch.frames)
+        items: list[tuple[Frame, Any, Any]] = []
+        for frame, look in zip(batch.frames, looks, strict=True):
+            if look is SKIP:
+                items.append((frame, None, None))
+            elif look is FULL:
+                items.append((frame, next(decoded), None))
+            else:
+                items.append((frame, _shifted(next(decoded), look), look))
+        return items
 
     # --- sinks ---------------------------------------------------------------------------------
 
@@ -510,8 +560,8 @@ class Pipeline:
                 self.metrics.set_queue_depth("to_sinks", self._to_sinks.qsize())
                 if limit is not None and self._delivered >= limit:
                     continue  # in flight when the limit was reached: not delivered
-                frame, detections = item
-                result = self._analyse(frame, detections)
+                frame, detections, crop = item
+                result = self._analyse(frame, detections, crop)
                 started = time.perf_counter()
                 for sink in self.sinks:
                     try:
@@ -535,7 +585,7 @@ class Pipeline:
                     self._log(f"sink {sink.uri}: {exc}")
             self._finished.set()
 
-    def _analyse(self, frame: Frame, detections: Any) -> Result:
+    def _analyse(self, frame: Frame, detections: Any, crop: Any) -> Result:
         """The frame's result, through its stream's analytics when there are any (timed as the
         `track` stage). Shapes that do not fit the stream's frames turn its analytics off,
         logged and counted."""
@@ -543,13 +593,16 @@ class Pipeline:
         if analytics is None:
             return Result(frame, detections, time.time())
         started = time.perf_counter()
+        capture_s = frame.capture_monotonic_s if self._live[frame.stream_id] else None
         try:
             with self._analytics_lock:
-                found = analytics.process(frame.index,
-                                          frame.capture_monotonic_s if self._live[frame.stream_id]
-                                          else None, frame.capture_unix_s, detections.xyxy,
-                                          detections.scores, detections.class_ids,
-                                          frame.image_bgr)  # fmt: skip
+                if detections is None:  # motion gating skipped it: the tracks hold
+                    detections, found = analytics.hold(frame.index, capture_s)
+                else:
+                    found = analytics.process(frame.index, capture_s, frame.capture_unix_s,
+                                              detections.xyxy, detections.scores,
+                                              detections.class_ids, frame.image_bgr,
+                                              crop)  # fmt: skip
         except JetkitError as exc:
             del self._analytics[frame.stream_id]
             self.metrics.record_error(frame.stream_id, "analytics")
@@ -559,6 +612,20 @@ class Pipeline:
         self.metrics.record_stage("track", (time.perf_counter() - started) * 1e3)
         return Result(frame, reported, time.time(), track_ids, tuple(found.messages),
                       found.trails)  # fmt: skip
+
+    def _look(self, frame: Frame) -> Any:
+        """Where the detector looks in `frame`: FULL without motion gating, else the gate's
+        say (counted per stream)."""
+        gate = self._gates.get(frame.stream_id)
+        if gate is None:
+            return FULL
+        decision = gate.decide(frame.image_bgr, frame.capture_monotonic_s)
+        self.metrics.record_motion(frame.stream_id, decision.kind)
+        if decision.kind == MOTION_SKIP:
+            return SKIP
+        if decision.kind == MOTION_CROP:
+            return decision.xyxy
+        return FULL
 
     def set_analytics(self, config: AnalyticsConfig) -> None:
         """New zones, lines, events or tracker settings from the next frame on (their counts

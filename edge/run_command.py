@@ -27,6 +27,7 @@ DRAIN_TIMEOUT_S = 10.0
 
 def _run(args: argparse.Namespace) -> int:
     from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.motion import MotionConfig
     from edge.analytics.stream import AnalyticsConfig, run_at_tracker_threshold
     from edge.atomic import write_text_atomic
     from edge.detector import Detector
@@ -42,7 +43,12 @@ def _run(args: argparse.Namespace) -> int:
     detector = Detector.open(
         args.model, backend=args.backend, backend_options=options, **thresholds
     )
-    analytics = AnalyticsConfig(tracker=TrackerConfig()) if args.track else None
+    if args.motion and not args.track:
+        raise JetkitError("--motion holds tracks while nothing moves: give --track too")
+    analytics = None
+    if args.track:
+        motion = MotionConfig() if args.motion else None
+        analytics = AnalyticsConfig(tracker=TrackerConfig(), motion=motion)
     report_conf = run_at_tracker_threshold(detector, analytics)
     config = PipelineConfig(
         max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_frames=args.max_frames,
@@ -165,6 +171,12 @@ def register_run(subparsers: Any) -> None:
         action="store_true",
         help="track objects (ByteTrack): results carry track_id, the overlay a trail; the "
         "detector then runs at the tracker's low threshold and --conf filters untracked boxes",
+    )
+    parser.add_argument(
+        "--motion",
+        action="store_true",
+        help="with --track: run the detector only where something moved (a crop of it, or not "
+        "at all while nothing moves; the whole frame every 5 s); tracks hold meanwhile",
     )
     parser.add_argument("--iou", type=float, help="NMS IoU threshold (default: manifest)")
     parser.add_argument("--backend", choices=("onnxruntime", "tensorrt"))

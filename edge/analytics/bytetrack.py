@@ -109,20 +109,29 @@ class ByteTracker:
         scores: np.ndarray,
         class_ids: np.ndarray,
         dt: float = 1.0,
+        region_xyxy: tuple[float, float, float, float] | None = None,
     ) -> np.ndarray:
         """One frame's detections `xyxy (D,4)`, `scores (D,)`, `class_ids (D,)`, `dt` frame
-        periods after the previous one → `track_ids (D,)` int64, -1 where none."""
+        periods after the previous one → `track_ids (D,)` int64, -1 where none. With
+        `region_xyxy` (the detector looked only there), tracks whose centre is outside it are
+        held: neither matched nor lost."""
         config = self.config
         self._frames += 1
         detection_ids = np.full(len(scores), -1, np.int64)
         self._predict(dt)
         self._matched = np.zeros(len(self), bool)
         self._detection_of = np.full(len(self), -1, np.int64)
+        track_xyxy = kalman.xyah_to_xyxy(self.mean)
+        looked = np.ones(len(self), bool)
+        if region_xyxy is not None:
+            x0, y0, x1, y1 = region_xyxy
+            cx, cy = self.mean[:, 0], self.mean[:, 1]
+            looked = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+            self.lost_for[~looked] -= dt  # not seen, but not looked for either
 
         high = np.flatnonzero(scores >= config.high)
         second = np.flatnonzero((scores > config.low) & (scores < config.high))
-        pool = np.flatnonzero(self.state != TENTATIVE)
-        track_xyxy = kalman.xyah_to_xyxy(self.mean)
+        pool = np.flatnonzero((self.state != TENTATIVE) & looked)
 
         # 1. Confirmed and lost tracks with the high-score detections.
         cost = 1 - pairwise_iou(track_xyxy[pool], xyxy[high]) * scores[high][None, :]
@@ -138,7 +147,7 @@ class ByteTracker:
         self.state[tracked[left_tracked]] = LOST
 
         # 3. Tentative tracks with the high-score detections left; unmatched, they end.
-        tentative = np.flatnonzero(self.state == TENTATIVE)
+        tentative = np.flatnonzero((self.state == TENTATIVE) & looked)
         cost = 1 - pairwise_iou(track_xyxy[tentative], xyxy[high]) * scores[high][None, :]
         pairs, left_tentative, left_high = assign(cost, TENTATIVE_MAX_COST)
         self._apply(tentative[pairs[:, 0]], high[pairs[:, 1]], xyxy, scores, class_ids)
@@ -156,6 +165,11 @@ class ByteTracker:
         for track in np.flatnonzero(self._matched):
             detection_ids[self._detection_of[track]] = self.ids[track]
         return detection_ids
+
+    def hold(self) -> None:
+        """A frame the detector did not look at (nothing moved): the tracks stay as they are."""
+        self._matched = np.zeros(len(self), bool)
+        self.ended_ids = np.zeros(0, np.int64)
 
     def tracks(self) -> Tracks:
         """The confirmed tracks now (tracked this frame, or coasting while lost)."""

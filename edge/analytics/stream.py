@@ -17,6 +17,7 @@ import numpy as np
 
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
 from edge.analytics.events import EventsConfig, ObjectEvents, envelope
+from edge.analytics.motion import MotionConfig
 from edge.analytics.zones import (
     DIRECTIONS,
     LineConfig,
@@ -40,16 +41,19 @@ TRAIL_POINTS = 30
 
 @dataclass(frozen=True)
 class AnalyticsConfig:
-    """`tracker` None: no analytics (zones, lines and events need tracks)."""
+    """`tracker` None: no analytics (zones, lines, events and motion gating need tracks)."""
 
     tracker: TrackerConfig | None = None
     zones: tuple[ZoneConfig, ...] = ()
     lines: tuple[LineConfig, ...] = ()
     events: EventsConfig = field(default_factory=EventsConfig)
+    motion: MotionConfig | None = None
 
     def __post_init__(self) -> None:
         if self.tracker is None and (self.zones or self.lines):
             raise JetkitError("zones and lines count tracks: give tracker too (or --track)")
+        if self.tracker is None and self.motion is not None:
+            raise JetkitError("motion gating holds tracks while nothing moves: give tracker too")
         for kind, shapes in (("zones", self.zones), ("lines", self.lines)):
             names = [shape.name for shape in shapes]
             twice = sorted({n for n in names if names.count(n) > 1})
@@ -169,12 +173,14 @@ class StreamAnalytics:
         scores: np.ndarray,
         class_ids: np.ndarray,
         image_bgr: np.ndarray,
+        region_xyxy: tuple[int, int, int, int] | None = None,
     ) -> FrameAnalytics:
+        """`region_xyxy`: the detector looked only there (motion gating's crop)."""
         size_wh = (image_bgr.shape[1], image_bgr.shape[0])
         if size_wh != self._size_wh:
             self.resolve(size_wh)
         dt = self.period.periods_since_last(index, capture_s)
-        track_ids = self.tracker.update(xyxy, scores, class_ids, dt)
+        track_ids = self.tracker.update(xyxy, scores, class_ids, dt, region_xyxy)
         ended = self.tracker.ended_ids.tolist()
         tracked = np.flatnonzero(track_ids > 0)
         ids, boxes = track_ids[tracked], xyxy[tracked]
@@ -201,6 +207,17 @@ class StreamAnalytics:
         news = [m for m in lifecycle if m["type"] == "new"]
         rest = [m for m in lifecycle if m["type"] != "new"]
         return FrameAnalytics(track_ids, news + messages + rest, self._trail(ids, boxes, ended))
+
+    def hold(self, index: int, capture_s: float | None) -> tuple[Detections, FrameAnalytics]:
+        """A frame the detector skipped (nothing moved): the tracks hold where they are and are
+        reported as this frame's detections."""
+        self.period.periods_since_last(index, capture_s)
+        self.tracker.hold()
+        tracks = self.tracker.tracks()
+        found = Detections(tracks.xyxy.astype(np.float32), tracks.scores.astype(np.float32),
+                           tracks.class_ids, self.class_names)  # fmt: skip
+        trails = {t: np.array(self._trails[t]) for t in tracks.ids.tolist() if t in self._trails}
+        return found, FrameAnalytics(tracks.ids.copy(), [], trails)
 
     def _trail(self, ids: np.ndarray, boxes: np.ndarray, ended: list[int]) -> dict[int, np.ndarray]:
         for track_id in ended:

@@ -27,6 +27,7 @@ class _Stream:
     e2e: LatencyWindow
     drops: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    motion: dict[str, int] = field(default_factory=dict)  # gating decisions: skip/crop/full
     logged_frames: int = 0
 
 
@@ -45,7 +46,8 @@ class PipelineMetrics:
         that a summary written after the pipeline drained still gives the run's rate).
       - `stages`: {stage: {count, frames, mean_ms, p50_ms, p90_ms, p95_ms, p99_ms, max_ms}}.
       - `e2e`: {count, mean_ms, p50_ms, p90_ms, p95_ms, p99_ms, max_ms} over all streams.
-      - `streams`: {id: {frames, fps, drops: {reason: n}, errors: {reason: n}, e2e: {…}}}.
+      - `streams`: {id: {frames, fps, drops: {reason: n}, errors: {reason: n}, e2e: {…}}},
+        with motion gating also `motion`: {skip|crop|full: frames}.
       - `frames`, `total_fps`: delivered frames and their rate over all streams.
       - `errors`: {reason: n} over all streams and stream-less errors.
       - `queues`: {name: depth} as last set.
@@ -102,6 +104,12 @@ class PipelineMetrics:
             drops = self._stream(stream_id).drops
             drops[reason] = drops.get(reason, 0) + count
 
+    def record_motion(self, stream_id: str, decision: str) -> None:
+        """Motion gating's decision for one of the stream's frames (skip, crop or full)."""
+        with self._lock:
+            motion = self._stream(stream_id).motion
+            motion[decision] = motion.get(decision, 0) + 1
+
     def record_error(self, stream_id: str | None, reason: str) -> None:
         with self._lock:
             errors = (
@@ -150,7 +158,7 @@ class PipelineMetrics:
             }
             e2e = self._e2e.state()
             streams = {
-                stream_id: (s.e2e.state(), dict(s.drops), dict(s.errors))
+                stream_id: (s.e2e.state(), dict(s.drops), dict(s.errors), dict(s.motion))
                 for stream_id, s in self._streams.items()
             }
             errors = dict(self._streamless_errors)
@@ -158,7 +166,7 @@ class PipelineMetrics:
             power = self._power
             sink_stats = dict(self._sink_stats)
             analytics = self._analytics
-        for _, _, stream_errors in streams.values():
+        for _, _, stream_errors, _ in streams.values():
             for reason, n in stream_errors.items():
                 errors[reason] = errors.get(reason, 0) + n
         return {
@@ -175,9 +183,10 @@ class PipelineMetrics:
                     "fps": rate_per_s(state.count, run_s),
                     "drops": drops,
                     "errors": stream_errors,
+                    **({"motion": motion} if motion else {}),
                     "e2e": summarize_latency(state),
                 }
-                for stream_id, (state, drops, stream_errors) in streams.items()
+                for stream_id, (state, drops, stream_errors, motion) in streams.items()
             },
             "frames": e2e.count,
             "total_fps": rate_per_s(e2e.count, run_s),

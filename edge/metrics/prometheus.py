@@ -33,6 +33,7 @@ def register_prometheus(metrics: PipelineMetrics, registry: CollectorRegistry) -
     - with a tegrastats reader attached, once it has a sample: `jetkit_power_watts`,
       `jetkit_gpu_load_ratio`, `jetkit_temperature_celsius{sensor}`,
       `jetkit_energy_per_frame_joules`;
+    - with motion gating: `jetkit_motion_frames_total{stream,decision}`;
     - with tracking: `jetkit_tracks{stream}` (gauge),
       `jetkit_line_crossings_total{stream,line,class,direction}`,
       `jetkit_zone_entries_total{stream,zone,class}` (counters) and
@@ -104,6 +105,15 @@ class PipelineCollector:
             if n:
                 errors.add_metric([NO_STREAM, reason], n)
         yield from (frames, drops, errors, fps)
+        motion = CounterMetricFamily(
+            "jetkit_motion_frames",
+            "Frames by motion gating's decision: skip (no detector), crop, full.",
+            labels=["stream", "decision"],
+        )
+        for stream_id, stream in streams.items():
+            for decision, n in stream.get("motion", {}).items():
+                motion.add_metric([stream_id, decision], n)
+        yield motion
 
         yield GaugeMetricFamily(
             "jetkit_fps",

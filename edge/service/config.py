@@ -23,6 +23,7 @@ zones:                          # optional, with tracker: polygons in pixels or 
 lines:                          # optional, with tracker: crossings to the left are "in"
   - {name: gate, points: [[0, 0.6], [1, 0.6]], classes: [car], band_px: 8}
 events: {update_interval_s: 5, crops: false}
+motion: {full_every_s: 5}       # optional, with tracker: detect only where something moved
 log_interval_s: 30
 watch_model_s: 2                # how often a model pointer is checked for a new release
 stale_after_s: 5                # a stream with no result for this long is unhealthy
@@ -120,7 +121,7 @@ class ServiceConfig:
 _TOP_KEYS = {
     "model", "streams", "sinks", "backend", "threads", "thresholds", "batching", "http",
     "log_interval_s", "watch_model_s", "stale_after_s", "summary", "tracker", "zones", "lines",
-    "events",
+    "events", "motion",
 }  # fmt: skip
 
 
@@ -278,11 +279,12 @@ def _config_from_dict(data: object) -> ServiceConfig:
 
 def _analytics_config(top: dict[str, Any]) -> AnalyticsConfig | None:
     """`tracker`, `zones`, `lines`, `events`; None without any of them."""
-    if not any(key in top for key in ("tracker", "zones", "lines", "events")):
+    if not any(key in top for key in ("tracker", "zones", "lines", "events", "motion")):
         return None
     # numpy comes with these: only for a config that uses them.
     from edge.analytics.bytetrack import TrackerConfig
     from edge.analytics.events import EventsConfig
+    from edge.analytics.motion import MotionConfig
     from edge.analytics.stream import AnalyticsConfig
     from edge.analytics.zones import LineConfig, ZoneConfig
 
@@ -312,8 +314,13 @@ def _analytics_config(top: dict[str, Any]) -> AnalyticsConfig | None:
                 f"{kind}[{k}]", make, name, entry["points"],
                 None if classes is None else tuple(classes), **options))  # fmt: skip
     events_config = _checked("events", EventsConfig, **events)
+    motion = None
+    if "motion" in top:
+        known = {"width_px", "threshold", "min_area", "crop_max_area", "margin", "alpha",
+                 "full_every_s"}  # fmt: skip
+        motion = _checked("motion", MotionConfig, **_mapping(top["motion"] or {}, "motion", known))
     return _checked("tracker", AnalyticsConfig, tracker, tuple(shapes["zones"]),
-                    tuple(shapes["lines"]), events_config)  # fmt: skip
+                    tuple(shapes["lines"]), events_config, motion)  # fmt: skip
 
 
 def _checked(path: str, make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -290,3 +290,32 @@ def test_a_moving_object_in_a_file_keeps_one_track_id(detector):
     _run([("cam", FramesSource(scenes))], detector, [sink], config)
     assert [r.track_ids.tolist() for r in sink.results] == [[1]] * 8
     assert all(r.detections.names == ["red"] for r in sink.results)
+
+
+def test_motion_gating_skips_still_frames_and_crops_to_what_moves_keeping_the_tracks(detector):
+    """A red box stands for 10 frames, slides for 10, stands again for 10 (the camera's noise
+    aside). Still frames skip the detector and report the held track; moving ones are detected
+    on a crop; the box keeps one id throughout."""
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.motion import MotionConfig
+    from edge.analytics.stream import AnalyticsConfig
+
+    def scene(k):
+        x = 100 + 12 * min(max(k - 10, 0), 10)
+        image = draw_blob_scene((640, 480), {"red": (x, 200, x + 60, 260)}, seed=5)
+        noise = np.random.default_rng(k).normal(0, 3, image.shape)
+        return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+    sink = SlowSink()
+    motion = MotionConfig(full_every_s=1000.0)
+    config = PipelineConfig(analytics=AnalyticsConfig(TrackerConfig(), motion=motion))
+    _, summary = _run([("cam", FramesSource([scene(k) for k in range(30)]))], detector, [sink],
+                      config)  # fmt: skip
+    decisions = summary["streams"]["cam"]["motion"]
+    assert decisions["full"] == 1 and decisions["skip"] >= 12 and decisions["crop"] >= 8
+    assert [r.track_ids.tolist() for r in sink.results] == [[1]] * 30
+    for result in sink.results[12:20]:  # sliding: found where it is, on a crop
+        k = result.frame.index
+        x = 100 + 12 * min(max(k - 10, 0), 10)
+        np.testing.assert_allclose(result.detections.xyxy[0], [x, 200, x + 60, 260], atol=4)
+    assert summary["stages"]["infer"]["frames"] < 20

@@ -93,6 +93,18 @@ def test_tracking_gives_each_object_one_id_for_the_whole_run(blob_onnx, tmp_path
     assert analytics["s0"]["tracks"] == 3
 
 
+def test_motion_gating_comes_with_tracking_and_is_counted(blob_onnx, tmp_path):
+    summary = tmp_path / "summary.json"
+    assert_user_error(jetkit("run", "--model", blob_onnx, "--motion"), "give --track too")
+    result = jetkit(
+        "run", "test://?fps=30&count=30&size=640x480", "--model", blob_onnx, "--track",
+        "--motion", "--summary", summary,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stream = json.loads(summary.read_text())["streams"]["s0"]
+    assert sum(stream["motion"].values()) == stream["frames"] and stream["motion"]["full"] >= 1
+
+
 @pytest.mark.skipif(not gstreamer_available(), reason="GStreamer's Python bindings are missing")
 def test_a_video_file_and_a_synthetic_camera_at_once(blob_onnx, scenes_video, tmp_path):
     out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
