@@ -8,7 +8,7 @@ JETSON_VENV ?= .venv-jetson
 # (a TensorRT engine as a teacher) run with test-trainer-tensorrt instead.
 JETSON_TESTS := $(shell grep -rl --exclude-dir=trainer "pytest.mark.jetson" tests)
 
-.PHONY: setup test test-jetson test-gpu test-trainer-tensorrt demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-calib bench-pipeline clean
+.PHONY: setup test test-jetson test-gpu test-trainer-tensorrt demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-tracking bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -57,6 +57,10 @@ bench-vs-ultralytics: setup
 # and an Ultralytics-exported one in its own venv), against 10% and all labels: ~50 min on 2 cores.
 bench-unlabeled: setup
 	$(PY) benchmarks/bench_unlabeled.py --json runs/bench_unlabeled.json
+
+# jetkit's ByteTrack against supervision's on the same detections (their venv made on first use).
+bench-tracking: setup
+	$(PY) benchmarks/bench_tracking.py --json runs/bench_tracking.json
 
 # INT8/FP16 artifacts of bench-train's student against its FP32 ONNX (needs bench-train first).
 bench-calib: setup
