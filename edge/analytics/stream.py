@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.analytics.assignment import load_solver
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
 from edge.analytics.events import EventsConfig, ObjectEvents, envelope
 from edge.analytics.motion import MotionConfig
@@ -141,6 +142,7 @@ class StreamAnalytics:
     ) -> None:
         if config.tracker is None:
             raise ValueError("StreamAnalytics needs a tracker config")
+        load_solver()
         self.stream_id = stream_id
         self.config = config
         self.class_names = class_names
