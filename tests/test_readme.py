@@ -78,9 +78,23 @@ def test_every_repository_file_it_names_exists():
 def test_the_daemon_configuration_example_is_valid(tmp_path):
     from edge.service.config import load_config
 
-    (example,) = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+    example = next(e for e in re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+                   if e.startswith("model:"))  # fmt: skip
     path = tmp_path / "jetkit.yaml"
     path.write_text(example)
     config = load_config(path)
     assert [s.uri for s in config.streams] == ["csi://0", "rtsp://cam.local/stream"]
     assert config.http.host == "127.0.0.1"
+
+
+def test_the_tracking_configuration_example_is_valid(tmp_path):
+    from edge.service.config import load_config
+
+    example = next(e for e in re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+                   if e.startswith("tracker:"))  # fmt: skip
+    path = tmp_path / "jetkit.yaml"
+    path.write_text(f"model: model.onnx\nstreams: ['test://']\n{example}")
+    analytics = load_config(path).analytics
+    assert analytics is not None and analytics.tracker is not None
+    assert [z.name for z in analytics.zones] == ["porch"]
+    assert [line.name for line in analytics.lines] == ["gate"]
