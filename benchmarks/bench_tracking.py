@@ -33,7 +33,7 @@ import numpy as np
 from _common import environment, finish, report, table
 
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
-from edge.analytics.mot import write_mot_rows
+from edge.analytics.mot import tracks_to_rows, write_mot_rows
 from edge.analytics.mot_metrics import tracking_scores
 from edge.analytics.zones import LineConfig, LineCounter
 from edge.detector import Detector
@@ -89,10 +89,9 @@ def jetkit_track(data: dict[str, Any], config: TrackerConfig) -> tuple[np.ndarra
         start = time.perf_counter()
         ids = tracker.update(xyxy, scores, data[f"class_ids_{k}"])
         times_ms.append((time.perf_counter() - start) * 1e3)
-        for box, track_id, score in zip(xyxy[ids > 0], ids[ids > 0], scores[ids > 0], strict=True):
-            rows.append([k + 1, track_id, box[0], box[1], box[2] - box[0], box[3] - box[1], score,
-                         -1, -1, -1])  # fmt: skip
-    return np.array(rows, dtype=np.float64).reshape(-1, 10), np.array(times_ms)
+        tracked = ids > 0
+        rows.append(tracks_to_rows(k + 1, ids[tracked], xyxy[tracked], scores[tracked]))
+    return np.concatenate(rows), np.array(times_ms)
 
 
 def anchor(python: str, *args: Any) -> str:

@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.analytics.motion import CROP as MOTION_CROP
-from edge.analytics.motion import SKIP as MOTION_SKIP
-from edge.analytics.motion import MotionGate
+from edge.analytics.motion import CROP, FULL, SKIP, MotionGate
 from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported
 from edge.detector import Detections, Detector
 from edge.errors import JetkitError
@@ -164,12 +162,10 @@ class _Batch:
 
 
 _END = object()
-# Where the detector looks in a frame besides a crop box (motion gating).
-FULL, SKIP = "full", "skip"
 
 
 def _cropped(image_bgr: np.ndarray, look: Any) -> np.ndarray:
-    if look is FULL:
+    if look == FULL:
         return image_bgr
     x0, y0, x1, y1 = look
     return image_bgr[y0:y1, x0:x1]
@@ -491,7 +487,7 @@ class Pipeline:
         detector = self.detector
         looks = [self._look(frame) for frame in frames]
         images = [_cropped(f.image_bgr, look) for f, look in zip(frames, looks, strict=True)
-                  if look is not SKIP]  # fmt: skip
+                  if look != SKIP]  # fmt: skip
         try:
             tensor, transforms = detector.preprocess(images) if images else (None, [])
         except Exception as exc:  # a bad frame must not stop the other streams
@@ -543,9 +539,9 @@ class Pipeline:
         looks = batch.looks or [FULL] * len(batch.frames)
         items: list[tuple[Frame, Any, Any]] = []
         for frame, look in zip(batch.frames, looks, strict=True):
-            if look is SKIP:
+            if look == SKIP:
                 items.append((frame, None, None))
-            elif look is FULL:
+            elif look == FULL:
                 items.append((frame, next(decoded), None))
             else:
                 items.append((frame, _shifted(next(decoded), look), look))
@@ -621,11 +617,7 @@ class Pipeline:
             return FULL
         decision = gate.decide(frame.image_bgr, frame.capture_monotonic_s)
         self.metrics.record_motion(frame.stream_id, decision.kind)
-        if decision.kind == MOTION_SKIP:
-            return SKIP
-        if decision.kind == MOTION_CROP:
-            return decision.xyxy
-        return FULL
+        return decision.xyxy if decision.kind == CROP else decision.kind
 
     def set_analytics(self, config: AnalyticsConfig) -> None:
         """New zones, lines, events or tracker settings from the next frame on (their counts

@@ -28,7 +28,7 @@ from edge.manifest import (
 )
 
 BLOB_CLASSES = ("red", "green", "blue")
-_BLOB_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
+BLOB_BGR = {"red": (0, 0, 255), "green": (0, 255, 0), "blue": (255, 0, 0)}
 
 
 def blob_manifest(
@@ -203,7 +203,7 @@ def draw_blob_scene(
     rng = np.random.default_rng(seed)
     frame = rng.integers(90, 140, (height, width, 3), dtype=np.uint8)
     for name, (x0, y0, x1, y1) in boxes_xyxy.items():
-        frame[y0:y1, x0:x1] = _BLOB_BGR[name]
+        frame[y0:y1, x0:x1] = BLOB_BGR[name]
     return frame
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge.manifest import ArtifactSpec, InputSpec, Manifest, OutputSpec, embed_manifest
-from edge.samples import _BLOB_BGR, BLOB_CLASSES, draw_blob_scene
+from edge.samples import BLOB_BGR, BLOB_CLASSES, draw_blob_scene
 
 # Object sides, in pixels: within the detector's window with room to spare.
 SIDE_RANGE_PX = (20, 44)
@@ -128,11 +128,16 @@ class MovingScene:
                                      min(counts[i] / area, 1.0)))  # fmt: skip
         return found
 
+    @cached_property
+    def palette_bgr(self) -> np.ndarray:
+        """`(objects, 3)`: each object's colour, indexed by the raster."""
+        return np.array([BLOB_BGR[m.class_name] for m in self.movers], np.uint8).reshape(-1, 3)
+
     def draw(self, index: int) -> np.ndarray:
         raster, _ = self._raster(index)
         frame = self.background_bgr.copy()
-        for i, mover in enumerate(self.movers):
-            frame[raster == i] = _BLOB_BGR[mover.class_name]
+        shown = raster >= 0
+        frame[shown] = self.palette_bgr[raster[shown]]  # one pass, however many objects
         return frame
 
     def gt_rows(self, index: int) -> np.ndarray:

@@ -49,22 +49,24 @@ class _Life:
     last_sent: float
     zones: list[str] = field(default_factory=list)
     entered_zones: list[str] = field(default_factory=list)
-    crop_jpeg: bytes | None = None
+    crop_bgr: np.ndarray | None = None  # the best frame's pixels, encoded only at the end
 
 
-def crop_jpeg(image_bgr: np.ndarray, xyxy: np.ndarray) -> bytes | None:
-    """The box's pixels as JPEG bytes (None for a box with no pixels in the frame)."""
-    import cv2
-
+def crop_of(image_bgr: np.ndarray, xyxy: np.ndarray) -> np.ndarray | None:
+    """A copy of the box's pixels (None for a box with no pixels in the frame)."""
     height, width = image_bgr.shape[:2]
     x0, y0 = max(int(xyxy[0]), 0), max(int(xyxy[1]), 0)
     x1, y1 = min(int(np.ceil(xyxy[2])), width), min(int(np.ceil(xyxy[3])), height)
     if x1 <= x0 or y1 <= y0:
         return None
-    ok, encoded = cv2.imencode(
-        ".jpg", image_bgr[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY]
-    )
-    return encoded.tobytes() if ok else None
+    return image_bgr[y0:y1, x0:x1].copy()
+
+
+def jpeg_b64(image_bgr: np.ndarray) -> str | None:
+    import cv2
+
+    ok, encoded = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, CROP_JPEG_QUALITY])
+    return base64.b64encode(encoded.tobytes()).decode("ascii") if ok else None
 
 
 class ObjectEvents:
@@ -107,7 +109,7 @@ class ObjectEvents:
             if score >= life.top_score:
                 life.top_score = score
                 if self.config.crops and image_bgr is not None:
-                    life.crop_jpeg = crop_jpeg(image_bgr, box)
+                    life.crop_bgr = crop_of(image_bgr, box)
             if kind:
                 life.last_sent = time_s
                 messages.append(self._message(kind, track_id, life, time_s))
@@ -131,8 +133,9 @@ class ObjectEvents:
         }
         if kind == "end":
             message["duration_s"] = round(time_s - life.start_time, 3)
-            if life.crop_jpeg is not None:
-                message["crop_jpeg_b64"] = base64.b64encode(life.crop_jpeg).decode("ascii")
+            encoded = jpeg_b64(life.crop_bgr) if life.crop_bgr is not None else None
+            if encoded is not None:
+                message["crop_jpeg_b64"] = encoded
         return message
 
 
