@@ -8,7 +8,7 @@ JETSON_VENV ?= .venv-jetson
 # (a TensorRT engine as a teacher) run with test-trainer-tensorrt instead.
 JETSON_TESTS := $(shell grep -rl --exclude-dir=trainer "pytest.mark.jetson" tests)
 
-.PHONY: setup test test-jetson test-gpu test-trainer-tensorrt demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-tracking bench-calib bench-pipeline clean
+.PHONY: setup test test-jetson test-gpu test-trainer-tensorrt demo lint bench bench-train bench-vs-ultralytics bench-unlabeled bench-tracking bench-motion bench-live bench-calib bench-pipeline clean
 
 setup:
 	bash scripts/setup.sh
@@ -61,6 +61,14 @@ bench-unlabeled: setup
 # jetkit's ByteTrack against supervision's on the same detections (their venv made on first use).
 bench-tracking: setup
 	$(PY) benchmarks/bench_tracking.py --json runs/bench_tracking.json
+
+# Motion gating on a mostly still stream: CPU per second of video and recall, gated against not.
+bench-motion: setup
+	$(PY) benchmarks/bench_motion.py --json runs/bench_motion.json
+
+# The daemon on 4 streams, one a real RTSP stream cut 3 times for 5 s, then a one-hour soak.
+bench-live: setup
+	$(PY) benchmarks/bench_live.py --json runs/bench_live.json
 
 # INT8/FP16 artifacts of bench-train's student against its FP32 ONNX (needs bench-train first).
 bench-calib: setup

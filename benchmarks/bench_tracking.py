@@ -3,8 +3,9 @@
 - Accuracy: `test://?pattern=moving` scenes (boxes that cross, pass behind a pillar and each
   other, leave and come back; `edge.samples_tracking`), per seed; the scene's own detector
   (`build_moving_detector`, conf 0.1) gives the detections both trackers get. Scored by jetkit's
-  metrics (`edge.analytics.mot_metrics`) and, as a check of those, by py-motmetrics in the
-  tracking venv (`benchmarks/tracking_venv.sh`), on every ground-truth box that shows at all.
+  metrics (`edge.analytics.mot_metrics`, `edge.analytics.hota`) and, as a check of those, by
+  py-motmetrics and TrackEval's HOTA in the tracking venv (`benchmarks/tracking_venv.sh`), on
+  every ground-truth box that shows at all.
   Trackers: jetkit with its defaults (high 0.5), jetkit with supervision's activation threshold
   (high 0.25), supervision 0.30.9 with its defaults (the last release with ByteTrack).
 - Speed: ms per frame of each tracker's update on a scene of about 50 objects a frame (median
@@ -33,6 +34,7 @@ import numpy as np
 from _common import environment, finish, report, table
 
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
+from edge.analytics.hota import hota_scores
 from edge.analytics.mot import tracks_to_rows, write_mot_rows
 from edge.analytics.mot_metrics import tracking_scores
 from edge.analytics.zones import LineConfig, LineCounter
@@ -183,6 +185,7 @@ def main() -> int:
             paths.append(path)
             scores = tracking_scores(gt, hyp)
             rows.append({"seed": seed, "tracker": name, **scores.to_dict(),
+                         **hota_scores(gt, hyp).to_dict(),
                          "ms_per_frame": float(np.median(times_ms))})  # fmt: skip
         checks = [json.loads(line) for line in anchor(python, "motmetrics", gt_path,
                                                        *paths).splitlines()]  # fmt: skip
@@ -218,10 +221,14 @@ def main() -> int:
         return float(np.median([r[key] for r in rows if r["tracker"] == name]))
 
     names = list(trackers) + ["supervision 0.30.9 (defaults)"]
-    summary = [[name, f"{median_of(name, 'idf1'):.4f}", f"{median_of(name, 'mota'):.4f}",
-                f"{median_of(name, 'id_switches'):.0f}", f"{median_of(name, 'motp'):.3f}",
-                f"{median_of(name, 'ms_per_frame'):.3f}"] for name in names]  # fmt: skip
+    summary = [[name, f"{median_of(name, 'idf1'):.4f}", f"{median_of(name, 'hota'):.4f}",
+                f"{median_of(name, 'mota'):.4f}", f"{median_of(name, 'id_switches'):.0f}",
+                f"{median_of(name, 'motp'):.3f}", f"{median_of(name, 'ms_per_frame'):.3f}"]
+               for name in names]  # fmt: skip
     per_seed = [[r["seed"], r["tracker"], f"{r['idf1']:.4f}", f"{r['motmetrics']['idf1']:.4f}",
+                 f"{r['hota']:.4f}", f"{r['motmetrics']['hota']:.4f}",
+                 f"{r['det_a']:.4f}|{r['ass_a']:.4f}",
+                 f"{r['motmetrics']['det_a']:.4f}|{r['motmetrics']['ass_a']:.4f}",
                  f"{r['mota']:.4f}", f"{r['motmetrics']['mota']:.4f}", r["id_switches"],
                  r["motmetrics"]["num_switches"], r["false_positives"], r["misses"],
                  f"{r['ms_per_frame']:.3f}"] for r in rows]  # fmt: skip
@@ -248,14 +255,18 @@ def main() -> int:
         f"moving scene {width}x{height}, {args.objects} objects, {args.frames} frames at "
         f"{args.fps:g} fps, seeds {args.seeds}; {os.cpu_count()} CPUs",
         env,
-        table(("tracker", "IDF1", "MOTA", "ID sw", "MOTP (IoU)", "ms/frame"), summary)
-        + "\n\nper seed (jetkit's metrics | py-motmetrics):\n"
+        table(("tracker", "IDF1", "HOTA", "MOTA", "ID sw", "MOTP (IoU)", "ms/frame"), summary)
+        + "\n\nper seed (jetkit's metrics | py-motmetrics, TrackEval (te)):\n"
         + table(
             (
                 "seed",
                 "tracker",
                 "IDF1",
                 "IDF1 mm",
+                "HOTA",
+                "HOTA te",
+                "DetA|AssA",
+                "DetA|AssA te",
                 "MOTA",
                 "MOTA mm",
                 "ID sw",

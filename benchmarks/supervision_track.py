@@ -7,7 +7,9 @@ Usage:
       DETECTIONS.npz: `frames` (F,), and per frame k `xyxy_k`, `scores_k`, `class_ids_k`;
       writes `rows` (MOT rows of the tracked detections) and `ms` (per-frame update time).
   python supervision_track.py motmetrics GT.txt HYP.txt [HYP.txt …]
-      prints one JSON line per hypothesis file: mota, idf1, num_switches, motp (1 - IoU).
+      prints one JSON line per hypothesis file: mota, idf1, num_switches, motp (1 - IoU), and
+      TrackEval's HOTA, DetA, AssA and LocA (its HOTA metric on the rows as its MOTChallenge
+      loader hands them over: ids numbered from 0, IoU similarities per frame).
   python supervision_track.py lines DETECTIONS.npz X0 Y0 X1 Y1 FPS
       ByteTrack then LineZone (bottom-centre anchor) on the line; prints {"in": n, "out": m}.
 """
@@ -71,7 +73,31 @@ def motmetrics_scores(gt_path: str, hyp_paths: list[str]) -> None:
         row = summary.iloc[0]
         print(json.dumps({"file": path, "mota": float(row["mota"]), "idf1": float(row["idf1"]),
                           "num_switches": int(row["num_switches"]),
-                          "motp": float(row["motp"])}))  # fmt: skip
+                          "motp": float(row["motp"]),
+                          **trackeval_hota(np.loadtxt(gt_path, delimiter=",", ndmin=2),
+                                           np.loadtxt(path, delimiter=",", ndmin=2))}))  # fmt: skip
+
+
+def trackeval_hota(gt: np.ndarray, hyp: np.ndarray) -> dict:
+    from trackeval.datasets._base_dataset import _BaseDataset
+    from trackeval.metrics import HOTA
+
+    _, gt_ids = np.unique(gt[:, 1], return_inverse=True)
+    _, hyp_ids = np.unique(hyp[:, 1], return_inverse=True)
+    frames = int(max(gt[:, 0].max(), hyp[:, 0].max()))
+    data = {"num_gt_dets": len(gt), "num_tracker_dets": len(hyp),
+            "num_gt_ids": int(gt_ids.max()) + 1, "num_tracker_ids": int(hyp_ids.max()) + 1,
+            "gt_ids": [], "tracker_ids": [], "similarity_scores": []}  # fmt: skip
+    for t in range(1, frames + 1):
+        g, h = gt[:, 0] == t, hyp[:, 0] == t
+        data["gt_ids"].append(gt_ids[g])
+        data["tracker_ids"].append(hyp_ids[h])
+        data["similarity_scores"].append(
+            _BaseDataset._calculate_box_ious(gt[g, 2:6], hyp[h, 2:6], box_format="xywh")
+        )
+    result = HOTA().eval_sequence(data)
+    return {"hota": float(np.mean(result["HOTA"])), "det_a": float(np.mean(result["DetA"])),
+            "ass_a": float(np.mean(result["AssA"])), "loc_a": float(np.mean(result["LocA"]))}  # fmt: skip
 
 
 if __name__ == "__main__":

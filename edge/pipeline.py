@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge.analytics.motion import CROP, FULL, SKIP, MotionGate
-from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported
+from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported, with_held
 from edge.detector import Detections, Detector
 from edge.errors import JetkitError
 from edge.failure_log import FailureLog
@@ -250,7 +250,9 @@ class Pipeline:
             metrics.watch_analytics(self.analytics_status)
         self._gates: dict[str, MotionGate] = {}
         if analytics is not None and analytics.motion is not None:
-            self._gates = {s.stream_id: MotionGate(analytics.motion) for s in self._streams}
+            input_h, input_w = detector.manifest.input.size_hw
+            self._gates = {s.stream_id: MotionGate(analytics.motion, (input_w, input_h))
+                           for s in self._streams}  # fmt: skip
 
     # --- control -------------------------------------------------------------------------------
 
@@ -604,7 +606,8 @@ class Pipeline:
             self.metrics.record_error(frame.stream_id, "analytics")
             self._log(f"{frame.stream_id}: analytics off: {exc}")
             return Result(frame, detections, time.time())
-        reported, track_ids = keep_reported(detections, found.track_ids, self.config.report_conf)
+        detections, track_ids = with_held(detections, found)  # tracks outside a crop look
+        reported, track_ids = keep_reported(detections, track_ids, self.config.report_conf)
         self.metrics.record_stage("track", (time.perf_counter() - started) * 1e3)
         return Result(frame, reported, time.time(), track_ids, tuple(found.messages),
                       found.trails)  # fmt: skip

@@ -6,7 +6,9 @@ Frame k depends only on the parameters and k. Object i cycles: it crosses the fr
 to another on a path drawn anew each cycle, then stays away for a while; it keeps its identity
 (`track_id` i + 1) from cycle to cycle, as MOTChallenge ground truth keeps a pedestrian's. Its
 `visibility` is the share of its box that shows: the frame's edge, the pillar and the boxes
-drawn over it (higher ids are nearer) hide the rest.
+drawn over it (higher ids are nearer) hide the rest. With `moving_share` < 1 the scene is mostly
+still, as a parking lot is: in every `MOTION_PERIOD_FRAMES` frames everything moves during the
+first `moving_share` of them and stands where it is for the rest.
 
 The detector computes, around every stride-8 cell, the moments of the coloured pixels in a
 window of `WINDOW` px: their mass, centre and spread give the box of the one object in the window
@@ -37,6 +39,7 @@ CROSSING_FRAMES = (60, 180)
 AWAY_FRAMES = (10, 90)
 # The pillar objects pass behind, as fractions of the frame's width.
 PILLAR_X = (0.46, 0.52)
+MOTION_PERIOD_FRAMES = 100
 
 
 @dataclass(frozen=True)
@@ -58,11 +61,15 @@ class _Mover:
 
 class MovingScene:
     """`objects_at(k)`: the objects in frame k (visible or not, while crossing); `draw(k)`: the
-    BGR frame; `gt_rows(k)`: its MOTChallenge ground truth."""
+    BGR frame; `gt_rows(k)`: its MOTChallenge ground truth; `moving(k)`: whether anything moves
+    from frame k - 1 to k."""
 
-    def __init__(self, size_wh: tuple[int, int], objects: int, seed: int) -> None:
+    def __init__(
+        self, size_wh: tuple[int, int], objects: int, seed: int, moving_share: float = 1.0
+    ) -> None:
         self.size_wh = size_wh
         self.seed = seed
+        self.moving_frames = round(moving_share * MOTION_PERIOD_FRAMES)
         rng = np.random.default_rng((seed, 1))
         self.movers = []
         for i in range(objects):
@@ -93,8 +100,17 @@ class MovingScene:
                            2: (t * width, height + margin), 3: (-margin, t * height)}[edge])  # fmt: skip
         return np.array(points[0]), np.array(points[1])
 
+    def scene_time(self, index: int) -> int:
+        """How many frames' worth the objects have moved by frame `index`."""
+        periods, into = divmod(index, MOTION_PERIOD_FRAMES)
+        return periods * self.moving_frames + min(into, self.moving_frames)
+
+    def moving(self, index: int) -> bool:
+        return index > 0 and self.scene_time(index) != self.scene_time(index - 1)
+
     def _boxes(self, index: int) -> list[tuple[int, np.ndarray]]:
         """`(i, xyxy)` of the objects crossing in frame `index`."""
+        index = self.scene_time(index)
         boxes = []
         for i, mover in enumerate(self.movers):
             cycle, into = divmod(index + mover.phase, mover.cycle)

@@ -98,6 +98,10 @@ class ByteTracker:
         self.first_frame = np.zeros(0, np.int64)
         self._matched = np.zeros(0, bool)
         self._detection_of = np.zeros(0, np.int64)  # this frame's detection of each track
+        # Where each track was last detected, and whether the detector found it the last time it
+        # looked there (motion gating holds tracks where nothing moved: this is where they are).
+        self.box_xyxy = np.zeros((0, 4))
+        self.visible = np.zeros(0, bool)
         self.ended_ids = np.zeros(0, np.int64)  # confirmed tracks the last update ended
 
     def __len__(self) -> int:
@@ -128,6 +132,7 @@ class ByteTracker:
             cx, cy = self.mean[:, 0], self.mean[:, 1]
             looked = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
             self.lost_for[~looked] -= dt  # not seen, but not looked for either
+        self.visible[looked] = False  # until a detection of this frame matches it
 
         high = np.flatnonzero(scores >= config.high)
         second = np.flatnonzero((scores > config.low) & (scores < config.high))
@@ -171,6 +176,14 @@ class ByteTracker:
         self._matched = np.zeros(len(self), bool)
         self.ended_ids = np.zeros(0, np.int64)
 
+    def held(self) -> Tracks:
+        """The confirmed tracks the detector found the last time it looked where they are but
+        did not look at in this frame (held), each at the box it was last detected in: nothing
+        moved there, so that box is still right, where the filter's estimate may lag."""
+        keep = (self.ids > 0) & self.visible & ~self._matched
+        return Tracks(self.ids[keep], self.box_xyxy[keep], self.class_ids[keep],
+                      self.scores[keep], self._matched[keep])  # fmt: skip
+
     def tracks(self) -> Tracks:
         """The confirmed tracks now (tracked this frame, or coasting while lost)."""
         keep = self.ids > 0
@@ -211,6 +224,8 @@ class ByteTracker:
         self.class_ids[tracks] = class_ids[detections]
         self._matched[tracks] = True
         self._detection_of[tracks] = detections
+        self.box_xyxy[tracks] = xyxy[detections]
+        self.visible[tracks] = True
         unnamed = tracks[self.ids[tracks] == 0]
         self.ids[unnamed] = np.arange(self._next_id, self._next_id + len(unnamed))
         self._next_id += len(unnamed)
@@ -236,6 +251,8 @@ class ByteTracker:
         self.first_frame = np.concatenate([self.first_frame, np.full(count, self._frames)])
         self._matched = np.concatenate([self._matched, np.full(count, first)])
         self._detection_of = np.concatenate([self._detection_of, detections])
+        self.box_xyxy = np.concatenate([self.box_xyxy, xyxy[detections]])
+        self.visible = np.concatenate([self.visible, np.ones(count, bool)])
 
     def _duplicates(self) -> np.ndarray:
         """Of each tracked/lost pair overlapping at IoU > 0.85, the younger track."""
@@ -254,5 +271,5 @@ class ByteTracker:
         keep = np.ones(len(self), bool)
         keep[tracks] = False
         for name in ("ids", "mean", "cov", "state", "class_ids", "scores", "lost_for",
-                     "first_frame", "_matched", "_detection_of"):  # fmt: skip
+                     "first_frame", "_matched", "_detection_of", "box_xyxy", "visible"):  # fmt: skip
             setattr(self, name, getattr(self, name)[keep])

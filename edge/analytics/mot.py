@@ -19,6 +19,9 @@ from edge.errors import JetkitError
 
 # MOT17/MOT20 ground truth: only pedestrians (class 1) are scored.
 MOT_PEDESTRIAN = 1
+# Person on vehicle, static person, distractor, reflection: a tracker's box on one of these is
+# neither right nor wrong (MOTChallenge's devkit and TrackEval drop it before scoring).
+MOT_DISTRACTORS = (2, 7, 8, 12)
 COLUMNS = 10
 
 
@@ -127,6 +130,45 @@ def read_sequence(folder: str | Path) -> MotSequence:
         read_mot_rows(gt_path) if gt_path.is_file() else None,
         read_mot_rows(det_path) if det_path.is_file() else None,
     )
+
+
+def find_sequences(paths: list[Path]) -> list[Path]:
+    """Sequence folders: each path that is one (has seqinfo.ini), or the ones directly in it
+    (MOT17/train); a path that is neither is an error naming it."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / "seqinfo.ini").is_file():
+            found.append(path)
+            continue
+        inside = sorted(p for p in path.iterdir() if (p / "seqinfo.ini").is_file()) if path.is_dir() else []
+        if not inside:
+            raise JetkitError(
+                f"{path} is neither a MOTChallenge sequence nor a folder of them (each has a "
+                "seqinfo.ini, img1/ and, to be scored, gt/gt.txt)"
+            )
+        found += inside
+    return found
+
+
+def drop_distractor_matches(gt: np.ndarray, hypotheses: np.ndarray) -> np.ndarray:
+    """`hypotheses` less the boxes that match (IoU >= 0.5, one-to-one by the Hungarian method
+    per frame, against every ground-truth row) an object of a distractor class, as TrackEval's
+    MOTChallenge loader drops them."""
+    from edge.analytics.assignment import assign
+    from edge.boxes import pairwise_iou
+
+    keep = np.ones(len(hypotheses), bool)
+    distractor_frames = np.unique(gt[np.isin(gt[:, 7], MOT_DISTRACTORS), 0])
+    for frame in distractor_frames:
+        g_at = np.flatnonzero(gt[:, 0] == frame)
+        h_at = np.flatnonzero(hypotheses[:, 0] == frame)
+        if not len(h_at):
+            continue
+        iou = pairwise_iou(rows_xyxy(gt[g_at]), rows_xyxy(hypotheses[h_at]))
+        pairs, _, _ = assign(1 - iou, 0.5)
+        on_distractor = np.isin(gt[g_at[pairs[:, 0]], 7], MOT_DISTRACTORS)
+        keep[h_at[pairs[on_distractor, 1]]] = False
+    return hypotheses[keep]
 
 
 def scored_gt(gt: np.ndarray, classes: tuple[int, ...] = (MOT_PEDESTRIAN,)) -> np.ndarray:

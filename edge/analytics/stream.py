@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edge.analytics.assignment import load_solver
-from edge.analytics.bytetrack import ByteTracker, TrackerConfig
+from edge.analytics.bytetrack import ByteTracker, TrackerConfig, Tracks
 from edge.analytics.events import EventsConfig, ObjectEvents, envelope
 from edge.analytics.motion import MotionConfig
 from edge.analytics.zones import (
@@ -98,12 +98,29 @@ class FramePeriod:
 
 @dataclass
 class FrameAnalytics:
-    """What one frame gave: each detection's `track_ids (D,)` (-1: untracked) and the event
-    messages."""
+    """What one frame gave: each detection's `track_ids (D,)` (-1: untracked), the event
+    messages, the trails, and the tracks held this frame (motion gating did not look where they
+    are), to be reported beside the detections (`with_held`)."""
 
     track_ids: np.ndarray
     messages: list[dict[str, Any]]
     trails: dict[int, np.ndarray]
+    held: Tracks | None = None  # ids -1: detections that stand untracked
+
+
+def with_held(detections: Detections, found: FrameAnalytics) -> tuple[Detections, np.ndarray]:
+    """The frame's detections and their track ids, the held tracks appended as detections at
+    the boxes they were last detected in."""
+    held = found.held
+    if held is None or not len(held.ids):
+        return detections, found.track_ids
+    merged = Detections(
+        np.concatenate([detections.xyxy, held.xyxy.astype(np.float32)]),
+        np.concatenate([detections.scores, held.scores.astype(np.float32)]),
+        np.concatenate([detections.class_ids, held.class_ids]),
+        detections.class_names,
+    )
+    return merged, np.concatenate([found.track_ids, held.ids])
 
 
 def run_at_tracker_threshold(detector: Detector, config: AnalyticsConfig | None) -> float | None:
@@ -132,6 +149,17 @@ def keep_reported(
     return kept, track_ids[keep]
 
 
+_TRACK_FIELDS = ("ids", "xyxy", "class_ids", "scores", "matched")
+
+
+def _joined(*parts: Tracks) -> Tracks:
+    return Tracks(*(np.concatenate([getattr(p, name) for p in parts]) for name in _TRACK_FIELDS))
+
+
+def _subset(tracks: Tracks, keep: np.ndarray) -> Tracks:
+    return Tracks(*(getattr(tracks, name)[keep] for name in _TRACK_FIELDS))
+
+
 class StreamAnalytics:
     """`process(...)` per frame, in capture order (`capture_s` the monotonic capture time of a
     live stream's frame, None for a file's); shapes are resolved against the first frame's size
@@ -153,6 +181,11 @@ class StreamAnalytics:
         self.zones: list[ZoneCounter] = []
         self.lines: list[LineCounter] = []
         self._size_wh: tuple[int, int] | None = None
+        # What the detector found untracked where it last looked (a fast small object whose
+        # track never settles, a tentative one): reported while nothing moves there, as the
+        # tracks are, so that a frame motion gating skips reports what a look would have.
+        self._untracked = Tracks(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64),
+                                 np.zeros(0), np.zeros(0, bool))  # fmt: skip
 
     @property
     def size_wh(self) -> tuple[int, int] | None:
@@ -183,6 +216,11 @@ class StreamAnalytics:
             self.resolve(size_wh)
         dt = self.period.periods_since_last(index, capture_s)
         track_ids = self.tracker.update(xyxy, scores, class_ids, dt, region_xyxy)
+        standing = self._standing_untracked(region_xyxy)
+        untracked = track_ids <= 0
+        self._untracked = _joined(standing, Tracks(
+            track_ids[untracked], xyxy[untracked].astype(np.float64), class_ids[untracked],
+            scores[untracked].astype(np.float64), np.zeros(int(untracked.sum()), bool)))  # fmt: skip
         ended = self.tracker.ended_ids.tolist()
         tracked = np.flatnonzero(track_ids > 0)
         ids, boxes = track_ids[tracked], xyxy[tracked]
@@ -208,18 +246,30 @@ class StreamAnalytics:
         # An object is announced before what it does, and ends after it.
         news = [m for m in lifecycle if m["type"] == "new"]
         rest = [m for m in lifecycle if m["type"] != "new"]
-        return FrameAnalytics(track_ids, news + messages + rest, self._trail(ids, boxes, ended))
+        return FrameAnalytics(track_ids, news + messages + rest, self._trail(ids, boxes, ended),
+                              _joined(self.tracker.held(), standing))  # fmt: skip
+
+    def _standing_untracked(self, region_xyxy: tuple[int, int, int, int] | None) -> Tracks:
+        """The untracked detections of earlier looks outside `region_xyxy` (none for a look at
+        the whole frame)."""
+        kept = self._untracked
+        if region_xyxy is None:
+            return _subset(kept, np.zeros(len(kept.ids), bool))
+        x0, y0, x1, y1 = region_xyxy
+        cx, cy = (kept.xyxy[:, 0] + kept.xyxy[:, 2]) / 2, (kept.xyxy[:, 1] + kept.xyxy[:, 3]) / 2
+        return _subset(kept, ~((cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)))
 
     def hold(self, index: int, capture_s: float | None) -> tuple[Detections, FrameAnalytics]:
         """A frame the detector skipped (nothing moved): the tracks hold where they are and are
         reported as this frame's detections."""
         self.period.periods_since_last(index, capture_s)
         self.tracker.hold()
-        tracks = self.tracker.tracks()
-        found = Detections(tracks.xyxy.astype(np.float32), tracks.scores.astype(np.float32),
-                           tracks.class_ids, self.class_names)  # fmt: skip
-        trails = {t: np.array(self._trails[t]) for t in tracks.ids.tolist() if t in self._trails}
-        return found, FrameAnalytics(tracks.ids.copy(), [], trails)
+        held = _joined(self.tracker.held(), self._untracked)
+        trails = {t: np.array(self._trails[t]) for t in held.ids.tolist() if t in self._trails}
+        nothing = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                             np.zeros(0, np.int64), self.class_names)  # fmt: skip
+        detections, track_ids = with_held(nothing, FrameAnalytics(nothing.class_ids, [], {}, held))
+        return detections, FrameAnalytics(track_ids, [], trails)
 
     def _trail(self, ids: np.ndarray, boxes: np.ndarray, ended: list[int]) -> dict[int, np.ndarray]:
         for track_id in ended:

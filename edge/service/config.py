@@ -316,7 +316,7 @@ def _analytics_config(top: dict[str, Any]) -> AnalyticsConfig | None:
     events_config = _checked("events", EventsConfig, **events)
     motion = None
     if "motion" in top:
-        known = {"width_px", "threshold", "min_area", "crop_max_area", "margin", "alpha",
+        known = {"width_px", "threshold", "min_area", "crop_max_area", "margin",
                  "full_every_s"}  # fmt: skip
         motion = _checked("motion", MotionConfig, **_mapping(top["motion"] or {}, "motion", known))
     return _checked("tracker", AnalyticsConfig, tracker, tuple(shapes["zones"]),

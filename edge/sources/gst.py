@@ -89,8 +89,9 @@ class GstSource:
     up to `open_timeout_s` for its first frame, so that a missing camera or a refused RTSP host
     fails there: JetkitError for what cannot work (bad pipeline, undecodable file), SourceError
     for a live source that may come back. `read()` raises SourceError with the failing element's
-    message, or when no frame comes for `stall_timeout_s` (a stream that hangs without an error);
-    it returns None at the end of the stream and once closed.
+    message, when no frame comes for `stall_timeout_s` (a stream that hangs without an error) or
+    when a camera or RTSP stream ends; it returns None at the end of a file or gst:// pipeline
+    and once closed.
     """
 
     def __init__(
@@ -165,6 +166,11 @@ class GstSource:
             if sample is not None:
                 return self._to_bgr(sample)
             if sink.get_property("eos"):
+                if self.live and self.spec.kind != "gst":
+                    # A camera or an RTSP stream has no end: EOS is its server or device going
+                    # away (rtspsrc sends it when the server closes the session), to be
+                    # reconnected. A gst:// pipeline may end by design (num-buffers).
+                    raise SourceError(f"source {self.spec.safe_uri!r}: the stream ended (EOS)")
                 return None
             if time.monotonic() > deadline_s:
                 raise SourceError(f"source {self.spec.safe_uri!r}: no frame for {timeout_s:g} s")

@@ -91,7 +91,7 @@ def frame_maker(params: SyntheticParams) -> Callable[[int], np.ndarray]:
     if params.pattern == "moving":
         from edge.samples_tracking import MovingScene
 
-        return MovingScene(params.size_wh, params.objects, params.seed).draw
+        return MovingScene(params.size_wh, params.objects, params.seed, params.moving).draw
     if params.pattern == "blobs":
         # draw_blob_scene's textured background costs ~10 ms at 720p: drawn once, boxes pasted.
         background = draw_blob_scene(params.size_wh, {}, seed=params.seed)
@@ -166,5 +166,5 @@ def write_ground_truth(params: SyntheticParams, frames: list[int]) -> None:
     from edge.samples_tracking import MovingScene
 
     assert params.gt is not None
-    scene = MovingScene(params.size_wh, params.objects, params.seed)
+    scene = MovingScene(params.size_wh, params.objects, params.seed, params.moving)
     write_mot_rows(params.gt, np.concatenate([scene.gt_rows(k) for k in frames]))

@@ -9,6 +9,7 @@
 `images://stills/`   a directory of stills, in name order
 `test://?size=1280x720&fps=30&pattern=blobs&count=100&seed=0`   synthetic frames
 `test://?pattern=moving&objects=20&gt=gt.txt`   boxes crossing, with MOTChallenge ground truth
+                                               (`moving=0.2`: they move a fifth of the time)
 `gst://… ! appsink`   a GStreamer pipeline as written (no params: a `?` belongs to the pipeline)
 
 Every URI but `gst://` and a plain path takes `id=NAME`, the stream id; it defaults to `s<index>`,
@@ -123,7 +124,8 @@ class RtspParams:
 class SyntheticParams:
     """Synthetic frames at `fps`; `count` frames in all (None: endless); same `seed`, same frames.
     `objects`, `gt`: pattern `moving`'s number of objects and where its ground truth of the
-    delivered frames goes (MOTChallenge rows, written when the source closes)."""
+    delivered frames goes (MOTChallenge rows, written when the source closes); `moving`: the
+    share of the time its objects move (the rest they stand still)."""
 
     size_wh: tuple[int, int] = (1280, 720)
     fps: float = 30.0
@@ -132,6 +134,7 @@ class SyntheticParams:
     seed: int = 0
     objects: int = 8
     gt: str | None = None
+    moving: float = 1.0
 
     def __post_init__(self) -> None:
         _check_size(self.size_wh)
@@ -145,6 +148,10 @@ class SyntheticParams:
             raise JetkitError(f"objects must be in [1, {MAX_OBJECTS}], got {self.objects}")
         if self.gt is not None and self.pattern != "moving":
             raise JetkitError("gt= writes the ground truth of pattern=moving only")
+        if not 0 < self.moving <= 1:
+            raise JetkitError(f"moving must be in (0, 1], got {self.moving:g}")
+        if self.moving != 1 and self.pattern != "moving":
+            raise JetkitError("moving= is the share of time pattern=moving's objects move")
 
 
 SourceParams = CsiParams | V4l2Params | RtspParams | SyntheticParams | None
@@ -291,10 +298,11 @@ def _test(location: str, params: dict[str, str]) -> SyntheticParams:
         raise JetkitError(
             f"test:// takes only params, like test://?size=1280x720, got {location!r}"
         )
-    _take(params, ("size", "fps", "pattern", "count", "seed", "objects", "gt", "id"), "test")
+    _take(params, ("size", "fps", "pattern", "count", "seed", "objects", "gt", "moving", "id"),
+          "test")  # fmt: skip
     defaults = SyntheticParams()
     fps, seed = _number(params, "fps", float), _number(params, "seed", int)
-    objects = _number(params, "objects", int)
+    objects, moving = _number(params, "objects", int), _number(params, "moving", float)
     return SyntheticParams(
         size_wh=_size(params) or defaults.size_wh,
         fps=defaults.fps if fps is None else fps,
@@ -303,6 +311,7 @@ def _test(location: str, params: dict[str, str]) -> SyntheticParams:
         seed=defaults.seed if seed is None else seed,
         objects=defaults.objects if objects is None else objects,
         gt=params.get("gt"),
+        moving=defaults.moving if moving is None else moving,
     )
 
 

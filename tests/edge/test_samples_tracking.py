@@ -9,7 +9,7 @@ from edge.analytics.mot import read_mot_rows
 from edge.boxes import pairwise_iou
 from edge.detector import Detector
 from edge.errors import JetkitError
-from edge.samples_tracking import WINDOW, MovingScene, build_moving_detector
+from edge.samples_tracking import MOTION_PERIOD_FRAMES, WINDOW, MovingScene, build_moving_detector
 from edge.sources import open_source
 
 SIZE_WH = (640, 480)
@@ -57,6 +57,20 @@ def test_ground_truth_rows_are_what_shows(scene):
     assert (rows[:, 8] > 0).all() and (rows[:, 8] <= 1).all()
     x0, y0, x1, y1 = shown[0].xyxy
     np.testing.assert_allclose(rows[0, 2:6], [x0, y0, x1 - x0, y1 - y0])
+
+
+def test_a_mostly_still_scene_moves_its_share_of_the_time_and_stands_still_otherwise():
+    still = MovingScene(SIZE_WH, objects=12, seed=0, moving_share=0.2)
+    moving = [still.moving(k) for k in range(1, 4 * MOTION_PERIOD_FRAMES + 1)]
+    assert sum(moving) == 4 * round(0.2 * MOTION_PERIOD_FRAMES)
+    for k in range(1, 4 * MOTION_PERIOD_FRAMES):
+        same = np.array_equal(still.draw(k), still.draw(k - 1))
+        assert same != still.moving(k), k
+    # While it moves it is the full-motion scene, slowed down by the pauses between.
+    full = MovingScene(SIZE_WH, objects=12, seed=0)
+    assert still.objects_at(MOTION_PERIOD_FRAMES + 10) == full.objects_at(20 + 10)
+    with pytest.raises(JetkitError, match=r"moving must be in \(0, 1\]"):
+        open_source("test://?pattern=moving&moving=0")
 
 
 def isolated_whole(objects):

@@ -105,6 +105,28 @@ def test_dropped_frames_advance_the_prediction_by_their_time():
     assert run(1.0)[0] == -1
 
 
+def test_held_tracks_stand_where_they_were_last_detected():
+    """Motion gating holds tracks the detector does not look at. An object that slowed to a
+    stop is held at its last detected box, exactly, where the filter's estimate still carries
+    some of its speed; one the detector looked at and missed is not held."""
+    tracker = ByteTracker()
+    for t in range(10):
+        tracker.update(*frame([box(100 + 20 * t, 100), box(600, 400)]))
+    tracker.update(*frame([box(290, 100), box(600, 400)]))  # the first stopped
+    tracker.hold()
+    held = tracker.held()
+    assert held.ids.tolist() == [1, 2] and not held.matched.any()
+    np.testing.assert_array_equal(held.xyxy, [box(290, 100), box(600, 400)])
+    assert np.abs(tracker.tracks().xyxy[0] - box(290, 100)).max() > 1  # the filter lags
+    # A crop around the second only: the first is held outside it; the second, looked at and
+    # not found, is not held.
+    tracker.update(*frame([]), region_xyxy=(500, 300, 700, 500))
+    assert tracker.held().ids.tolist() == [1]
+    # Looked at in full and found, nothing is held.
+    tracker.update(*frame([box(290, 100)]))
+    assert tracker.held().ids.size == 0
+
+
 def test_the_class_and_score_follow_the_latest_detection():
     tracker = ByteTracker()
     tracker.update(*frame([box(100, 100)], [0.9], [2]))

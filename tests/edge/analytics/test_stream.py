@@ -48,6 +48,29 @@ def test_a_walk_through_a_zone_and_across_a_line():
     assert status["tracks"] == 0
 
 
+def test_a_skipped_frame_reports_what_the_last_look_found():
+    """Motion gating skips frames where nothing moved: a car that stopped is reported with its
+    id at the box it was detected in, and a weak box that never made a track (reported
+    untracked when looked at) stands untracked, as both would be if the frame were looked at.
+    A crop look elsewhere keeps both; a look at the whole frame replaces them."""
+    analytics = StreamAnalytics("yard", AnalyticsConfig(TrackerConfig()), CLASSES)
+    car, weak = [100.0, 100, 180, 140], [400.0, 300, 420, 320]
+    for t in range(5):
+        x = 20 * min(t, 3)
+        analytics.process(t, t / 10, t / 10, np.array([[car[0] + x, 100, car[2] + x, 140], weak]),
+                          np.array([0.9, 0.3]), np.array([1, 0]), IMAGE)  # fmt: skip
+    held, found = analytics.hold(5, 0.5)
+    assert found.track_ids.tolist() == [1, -1] and held.names == ["car", "person"]
+    np.testing.assert_array_equal(held.xyxy, [[160, 100, 240, 140], weak])
+    crop = analytics.process(6, 0.6, 0.6, np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64),
+                             IMAGE, region_xyxy=(0, 200, 300, 480))  # fmt: skip
+    assert crop.held.ids.tolist() == [1, -1]
+    whole = analytics.process(7, 0.7, 0.7, np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64),
+                              IMAGE)  # fmt: skip
+    assert whole.held.ids.size == 0
+    assert analytics.hold(8, 0.8)[1].track_ids.size == 0
+
+
 def test_periods_follow_the_capture_clock():
     period = FramePeriod()
     times = [k / 30 for k in range(10)]

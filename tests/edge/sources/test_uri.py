@@ -82,7 +82,7 @@ BAD = [
     ("test://?fps=fast", "param 'fps' must be a number, got 'fast'"),
     (
         "test://?fsp=30",
-        "unknown param 'fsp' for test://; use size, fps, pattern, count, seed, objects, gt, id",
+        "unknown param 'fsp' for test://; use size, fps, pattern, count, seed, objects, gt, moving, id",
     ),
     ("test://?count=0", "count must be >= 1, got 0"),
     ("test://?count", "param 'count' needs a value (count=VALUE)"),
