@@ -268,7 +268,8 @@ class StreamAnalytics:
         trails = {t: np.array(self._trails[t]) for t in held.ids.tolist() if t in self._trails}
         nothing = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
                              np.zeros(0, np.int64), self.class_names)  # fmt: skip
-        detections, track_ids = with_held(nothing, FrameAnalytics(nothing.class_ids, [], {}, held))
+        untracked = np.zeros(0, np.int64)
+        detections, track_ids = with_held(nothing, FrameAnalytics(untracked, [], {}, held))
         return detections, FrameAnalytics(track_ids, [], trails)
 
     def _trail(self, ids: np.ndarray, boxes: np.ndarray, ended: list[int]) -> dict[int, np.ndarray]:
