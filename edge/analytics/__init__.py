@@ -1,2 +1,3 @@
 """Streaming analytics on detections: tracking (ByteTrack), zones and lines, object events and
-motion gating. Pure numpy; no torch."""
+motion gating; and tracking evaluation (MOTChallenge files and sequences, CLEAR MOT, IDF1, HOTA).
+Pure numpy and scipy; no torch."""
