@@ -91,6 +91,14 @@ def pairwise_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray, kind: str = "iou") -> n
     return box_iou(a_xyxy[:, None, :], b_xyxy[None, :, :], kind)
 
 
+def centres_inside(xyxy: np.ndarray, region_xyxy: tuple[float, float, float, float]) -> np.ndarray:
+    """`(N,4)` boxes → `(N,)` whether each box's centre lies in `region_xyxy` (right and bottom
+    edges excluded)."""
+    x0, y0, x1, y1 = region_xyxy
+    cx, cy = (xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2
+    return (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+
+
 def clip_xyxy(xyxy: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     """Clip `(N,4)` boxes to an image of `size_wh`, in place; returns the same array."""
     width, height = size_wh

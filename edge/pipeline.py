@@ -155,10 +155,10 @@ class _Batch:
 
     detector: Detector  # the one that preprocessed it infers and decodes it, across a swap
     frames: list[Frame]
+    looks: list[Any]
     tensor: np.ndarray | None = None
     transforms: list[Transform] | None = None
     outputs: list[np.ndarray] | None = None
-    looks: list[Any] | None = None
 
 
 _END = object()
@@ -497,7 +497,7 @@ class Pipeline:
             return None
         if copy and tensor is not None:
             tensor = np.array(tensor)
-        batch = _Batch(detector, frames, tensor, transforms, looks=looks)
+        batch = _Batch(detector, frames, looks, tensor, transforms)
         self._track(detector, +1)
         self.metrics.record_stage("preprocess", (time.perf_counter() - started) * 1e3, len(images))
         return batch
@@ -538,9 +538,8 @@ class Pipeline:
             self.metrics.record_stage(
                 "postprocess", (time.perf_counter() - started) * 1e3, len(batch.transforms or ())
             )
-        looks = batch.looks or [FULL] * len(batch.frames)
         items: list[tuple[Frame, Any, Any]] = []
-        for frame, look in zip(batch.frames, looks, strict=True):
+        for frame, look in zip(batch.frames, batch.looks, strict=True):
             if look == SKIP:
                 items.append((frame, None, None))
             elif look == FULL:

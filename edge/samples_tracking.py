@@ -134,7 +134,9 @@ class MovingScene:
         return raster, boxes
 
     def objects_at(self, index: int) -> list[SceneObject]:
-        raster, boxes = self._raster(index)
+        return self._objects(*self._raster(index))
+
+    def _objects(self, raster: np.ndarray, boxes: list[tuple[int, np.ndarray]]) -> list[SceneObject]:
         counts = np.bincount(raster.ravel() + 1, minlength=len(self.movers) + 1)[1:]
         found = []
         for i, xyxy in boxes:
@@ -150,7 +152,14 @@ class MovingScene:
         return np.array([BLOB_BGR[m.class_name] for m in self.movers], np.uint8).reshape(-1, 3)
 
     def draw(self, index: int) -> np.ndarray:
-        raster, _ = self._raster(index)
+        return self._painted(self._raster(index)[0])
+
+    def frame_and_truth(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """`draw(index)` and `gt_rows(index)` from one rasterisation of the frame."""
+        raster, boxes = self._raster(index)
+        return self._painted(raster), self._rows(index, self._objects(raster, boxes))
+
+    def _painted(self, raster: np.ndarray) -> np.ndarray:
         frame = self.background_bgr.copy()
         shown = raster >= 0
         frame[shown] = self.palette_bgr[raster[shown]]  # one pass, however many objects
@@ -159,8 +168,12 @@ class MovingScene:
     def gt_rows(self, index: int) -> np.ndarray:
         """Frame `index`'s ground truth as `(N,10)` MOT rows (frame index + 1; class -1; the
         visibility last but one), the objects that show at all."""
+        return self._rows(index, self.objects_at(index))
+
+    @staticmethod
+    def _rows(index: int, objects: list[SceneObject]) -> np.ndarray:
         rows = []
-        for found in self.objects_at(index):
+        for found in objects:
             if found.visibility <= 0:
                 continue
             x0, y0, x1, y1 = found.xyxy

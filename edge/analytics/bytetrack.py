@@ -23,7 +23,7 @@ import numpy as np
 
 from edge.analytics import kalman
 from edge.analytics.assignment import assign
-from edge.boxes import pairwise_iou
+from edge.boxes import centres_inside, pairwise_iou
 from edge.errors import JetkitError
 
 TRACKER_KINDS = ("bytetrack",)
@@ -128,9 +128,7 @@ class ByteTracker:
         track_xyxy = kalman.xyah_to_xyxy(self.mean)
         looked = np.ones(len(self), bool)
         if region_xyxy is not None:
-            x0, y0, x1, y1 = region_xyxy
-            cx, cy = self.mean[:, 0], self.mean[:, 1]
-            looked = (cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)
+            looked = centres_inside(track_xyxy, region_xyxy)
             self.lost_for[~looked] -= dt  # not seen, but not looked for either
         self.visible[looked] = False  # until a detection of this frame matches it
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.analytics.mot import rows_xyxy
+from edge.analytics.mot import frame_indices, rows_xyxy
 from edge.boxes import pairwise_iou
 
 ALPHAS = np.arange(0.05, 0.99, 0.05)
@@ -37,12 +37,13 @@ class HotaScores:
 def _frames(gt: np.ndarray, hypotheses: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per frame (ascending, either side present): gt id indices `(G,)`, hypothesis id indices
     `(H,)` and their IoU `(G,H)`; ids numbered from 0 in sorted order."""
-    g_ids, g_index = np.unique(gt[:, 1], return_inverse=True)
-    h_ids, h_index = np.unique(hypotheses[:, 1], return_inverse=True)
-    g_frames, h_frames = gt[:, 0].astype(np.int64), hypotheses[:, 0].astype(np.int64)
+    _, g_index = np.unique(gt[:, 1], return_inverse=True)
+    _, h_index = np.unique(hypotheses[:, 1], return_inverse=True)
+    g_frames, h_frames = frame_indices(gt), frame_indices(hypotheses)
+    none = np.zeros(0, np.int64)
     frames = []
-    for frame in np.union1d(g_frames, h_frames):
-        g_at, h_at = g_frames == frame, h_frames == frame
+    for frame in sorted(g_frames.keys() | h_frames.keys()):
+        g_at, h_at = g_frames.get(frame, none), h_frames.get(frame, none)
         g, h = gt[g_at], hypotheses[h_at]
         iou = (pairwise_iou(rows_xyxy(g), rows_xyxy(h)) if len(g) and len(h)
                else np.zeros((len(g), len(h))))  # fmt: skip

@@ -65,6 +65,17 @@ def write_mot_rows(path: str | Path, rows: np.ndarray) -> None:
     write_text_atomic(Path(path), "".join(lines))
 
 
+def frame_indices(rows: np.ndarray) -> dict[int, np.ndarray]:
+    """`rows (N,≥1)` → {frame: the indices of its rows, ascending}, with one sort for all frames
+    (a sequence has thousands)."""
+    if not len(rows):
+        return {}
+    frames = rows[:, 0].astype(np.int64)
+    order = np.argsort(frames, kind="stable")
+    values, starts = np.unique(frames[order], return_index=True)
+    return dict(zip(values.tolist(), np.split(order, starts[1:]), strict=True))
+
+
 def rows_xyxy(rows: np.ndarray) -> np.ndarray:
     """`(N,10)` rows → `(N,4)` corners."""
     left, top, width, height = rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5]
@@ -158,11 +169,10 @@ def drop_distractor_matches(gt: np.ndarray, hypotheses: np.ndarray) -> np.ndarra
     from edge.boxes import pairwise_iou
 
     keep = np.ones(len(hypotheses), bool)
-    distractor_frames = np.unique(gt[np.isin(gt[:, 7], MOT_DISTRACTORS), 0])
-    for frame in distractor_frames:
-        g_at = np.flatnonzero(gt[:, 0] == frame)
-        h_at = np.flatnonzero(hypotheses[:, 0] == frame)
-        if not len(h_at):
+    g_frames, h_frames = frame_indices(gt), frame_indices(hypotheses)
+    for frame in np.unique(gt[np.isin(gt[:, 7], MOT_DISTRACTORS), 0]).astype(np.int64).tolist():
+        g_at, h_at = g_frames[frame], h_frames.get(frame)
+        if h_at is None:
             continue
         iou = pairwise_iou(rows_xyxy(gt[g_at]), rows_xyxy(hypotheses[h_at]))
         pairs, _, _ = assign(1 - iou, 0.5)

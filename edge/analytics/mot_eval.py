@@ -12,7 +12,13 @@ import numpy as np
 
 from edge.analytics.bytetrack import ByteTracker, TrackerConfig
 from edge.analytics.hota import hota_scores
-from edge.analytics.mot import drop_distractor_matches, rows_xyxy, scored_gt, tracks_to_rows
+from edge.analytics.mot import (
+    drop_distractor_matches,
+    frame_indices,
+    rows_xyxy,
+    scored_gt,
+    tracks_to_rows,
+)
 from edge.analytics.mot_metrics import tracking_scores
 
 
@@ -70,9 +76,9 @@ def track_detections(det: np.ndarray, frames: int, config: TrackerConfig) -> np.
     of `frames` frames → tracker-output rows."""
     tracker = ByteTracker(config)
     out = []
-    det_frames = det[:, 0].astype(np.int64)
+    det_frames, none = frame_indices(det), np.zeros(0, np.int64)
     for frame in range(1, frames + 1):
-        rows = det[det_frames == frame]
+        rows = det[det_frames.get(frame, none)]
         xyxy, scores = rows_xyxy(rows), rows[:, 6]
         ids = tracker.update(xyxy, scores, np.zeros(len(rows), np.int64))
         tracked = ids > 0

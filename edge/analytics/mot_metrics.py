@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edge.analytics.assignment import assign
-from edge.analytics.mot import rows_xyxy
+from edge.analytics.mot import frame_indices, rows_xyxy
 from edge.boxes import pairwise_iou
 
 MIN_IOU = 0.5
@@ -44,8 +44,7 @@ class TrackingScores:
 
 
 def _by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
-    frames = rows[:, 0].astype(np.int64)
-    return {int(f): rows[frames == f] for f in np.unique(frames)}
+    return {frame: rows[at] for frame, at in frame_indices(rows).items()}
 
 
 def tracking_scores(

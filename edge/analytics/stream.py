@@ -28,6 +28,7 @@ from edge.analytics.zones import (
     anchor_points,
     check_classes,
 )
+from edge.boxes import centres_inside
 from edge.detector import Detections, Detector
 from edge.errors import JetkitError
 
@@ -114,13 +115,19 @@ def with_held(detections: Detections, found: FrameAnalytics) -> tuple[Detections
     held = found.held
     if held is None or not len(held.ids):
         return detections, found.track_ids
+    standing = _as_detections(held, detections.class_names)
     merged = Detections(
-        np.concatenate([detections.xyxy, held.xyxy.astype(np.float32)]),
-        np.concatenate([detections.scores, held.scores.astype(np.float32)]),
-        np.concatenate([detections.class_ids, held.class_ids]),
+        np.concatenate([detections.xyxy, standing.xyxy]),
+        np.concatenate([detections.scores, standing.scores]),
+        np.concatenate([detections.class_ids, standing.class_ids]),
         detections.class_names,
     )
     return merged, np.concatenate([found.track_ids, held.ids])
+
+
+def _as_detections(tracks: Tracks, class_names: tuple[str, ...]) -> Detections:
+    return Detections(tracks.xyxy.astype(np.float32), tracks.scores.astype(np.float32),
+                      tracks.class_ids, class_names)  # fmt: skip
 
 
 def run_at_tracker_threshold(detector: Detector, config: AnalyticsConfig | None) -> float | None:
@@ -255,9 +262,7 @@ class StreamAnalytics:
         kept = self._untracked
         if region_xyxy is None:
             return _subset(kept, np.zeros(len(kept.ids), bool))
-        x0, y0, x1, y1 = region_xyxy
-        cx, cy = (kept.xyxy[:, 0] + kept.xyxy[:, 2]) / 2, (kept.xyxy[:, 1] + kept.xyxy[:, 3]) / 2
-        return _subset(kept, ~((cx >= x0) & (cx < x1) & (cy >= y0) & (cy < y1)))
+        return _subset(kept, ~centres_inside(kept.xyxy, region_xyxy))
 
     def hold(self, index: int, capture_s: float | None) -> tuple[Detections, FrameAnalytics]:
         """A frame the detector skipped (nothing moved): the tracks hold where they are and are
@@ -266,11 +271,7 @@ class StreamAnalytics:
         self.tracker.hold()
         held = _joined(self.tracker.held(), self._untracked)
         trails = {t: np.array(self._trails[t]) for t in held.ids.tolist() if t in self._trails}
-        nothing = Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                             np.zeros(0, np.int64), self.class_names)  # fmt: skip
-        untracked = np.zeros(0, np.int64)
-        detections, track_ids = with_held(nothing, FrameAnalytics(untracked, [], {}, held))
-        return detections, FrameAnalytics(track_ids, [], trails)
+        return _as_detections(held, self.class_names), FrameAnalytics(held.ids.copy(), [], trails)
 
     def _trail(self, ids: np.ndarray, boxes: np.ndarray, ended: list[int]) -> dict[int, np.ndarray]:
         for track_id in ended:

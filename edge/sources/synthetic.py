@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -125,12 +126,21 @@ class SyntheticSource:
         self.uri = spec.uri
         self.params = spec.params
         self.skipped_frames = 0
-        self._frame_at = frame_maker(spec.params)
         self._closed = threading.Event()
         self._start_s = 0.0
         self._last_slot = -1
         self._delivered = 0
-        self._gt_frames: list[int] = []
+        # With gt=, each frame's ground truth is taken as the frame is drawn (one rasterisation)
+        # and written when the source closes.
+        self._scene: Any = None
+        if spec.params.gt is not None:
+            from edge.samples_tracking import MovingScene
+
+            params = spec.params
+            self._scene = MovingScene(params.size_wh, params.objects, params.seed, params.moving)
+        else:
+            self._frame_at = frame_maker(spec.params)
+        self._gt_rows: list[np.ndarray] = []
 
     def open(self) -> None:
         self._closed.clear()
@@ -147,24 +157,19 @@ class SyntheticSource:
             return None
         self.skipped_frames += slot - self._last_slot - 1
         self._last_slot = slot
-        image = self._frame_at(self._delivered)
-        if self.params.gt is not None:
-            self._gt_frames.append(self._delivered)
+        if self._scene is None:
+            image = self._frame_at(self._delivered)
+        else:
+            image, rows = self._scene.frame_and_truth(self._delivered)
+            self._gt_rows.append(rows)
         self._delivered += 1
         return image
 
     def close(self) -> None:
         self._closed.set()
-        if self.params.gt is not None and self._gt_frames:
-            write_ground_truth(self.params, self._gt_frames)
-            self._gt_frames = []
+        if self.params.gt is not None and self._gt_rows:
+            from edge.analytics.mot import write_mot_rows
 
-
-def write_ground_truth(params: SyntheticParams, frames: list[int]) -> None:
-    """Pattern `moving`'s MOTChallenge ground truth of `frames` to `params.gt` (atomically)."""
-    from edge.analytics.mot import write_mot_rows
-    from edge.samples_tracking import MovingScene
-
-    assert params.gt is not None
-    scene = MovingScene(params.size_wh, params.objects, params.seed, params.moving)
-    write_mot_rows(params.gt, np.concatenate([scene.gt_rows(k) for k in frames]))
+            # The ground truth of the frames delivered, atomically.
+            write_mot_rows(self.params.gt, np.concatenate(self._gt_rows))
+            self._gt_rows = []
