@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.analytics.motion import CROP, FULL, SKIP, MotionGate
+from edge.analytics.motion import CROP, FULL, SKIP, MotionConfig, MotionGate
 from edge.analytics.stream import AnalyticsConfig, StreamAnalytics, keep_reported, with_held
 from edge.detector import Detections, Detector
 from edge.errors import JetkitError
@@ -80,6 +80,8 @@ class PipelineConfig:
     # besides the tracked detections.
     analytics: AnalyticsConfig | None = None
     report_conf: float | None = None
+    # Streams motion gating leaves alone (the daemon's `streams[k].motion: false`).
+    ungated_streams: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if self.max_batch is not None and self.max_batch < 1:
@@ -248,11 +250,7 @@ class Pipeline:
             self._analytics = {s.stream_id: StreamAnalytics(s.stream_id, analytics, classes)
                                for s in self._streams}  # fmt: skip
             metrics.watch_analytics(self.analytics_status)
-        self._gates: dict[str, MotionGate] = {}
-        if analytics is not None and analytics.motion is not None:
-            input_h, input_w = detector.manifest.input.size_hw
-            self._gates = {s.stream_id: MotionGate(analytics.motion, (input_w, input_h))
-                           for s in self._streams}  # fmt: skip
+        self._gates = self._motion_gates(analytics.motion if analytics is not None else None)
 
     # --- control -------------------------------------------------------------------------------
 
@@ -611,6 +609,15 @@ class Pipeline:
         return Result(frame, reported, time.time(), track_ids, tuple(found.messages),
                       found.trails)  # fmt: skip
 
+    def _motion_gates(self, motion: MotionConfig | None) -> dict[str, MotionGate]:
+        """A gate per stream that motion gating covers (none without `motion`); crops at least
+        the model's input."""
+        if motion is None:
+            return {}
+        input_h, input_w = self.detector.manifest.input.size_hw
+        return {s.stream_id: MotionGate(motion, (input_w, input_h)) for s in self._streams
+                if s.stream_id not in self.config.ungated_streams}  # fmt: skip
+
     def _look(self, frame: Frame) -> Any:
         """Where the detector looks in `frame`: FULL without motion gating, else the gate's
         say (counted per stream)."""
@@ -622,9 +629,10 @@ class Pipeline:
         return decision.xyxy if decision.kind == CROP else decision.kind
 
     def set_analytics(self, config: AnalyticsConfig) -> None:
-        """New zones, lines, events or tracker settings from the next frame on (their counts
-        start again); raises, changing nothing, if they do not fit the model or tracking was
-        not on from the start (turning it on or off needs a restart)."""
+        """New zones, lines, events, tracker or motion settings from the next frame on (their
+        counts start again; motion gates start from a look at the whole frame); raises,
+        changing nothing, if they do not fit the model or tracking was not on from the start
+        (turning it on or off needs a restart)."""
         if not self._analytics or config.tracker is None:
             raise JetkitError(
                 "turning tracking on or off takes a restart of the daemon; the analytics running "
@@ -637,8 +645,9 @@ class Pipeline:
             fresh[stream] = StreamAnalytics(stream, config, classes)
             if running.size_wh is not None:  # checked against the frames the stream gives
                 fresh[stream].resolve(running.size_wh)
+        gates = self._motion_gates(config.motion)
         with self._analytics_lock:
-            self._analytics = fresh
+            self._analytics, self._gates = fresh, gates
 
     def analytics_status(self) -> dict[str, Any]:
         """Per stream: tracks, line counts, zone occupancy (for /status and the summary)."""

@@ -9,6 +9,7 @@ streams:
   - uri: csi://0
     id: door                    # optional (default s0, s1, …)
   - uri: rtsp://cam.local/stream
+    motion: false               # optional: motion gating leaves this stream alone
 sinks: [jsonl:///var/log/jetkit/results.jsonl]
 thresholds: {conf: 0.25, iou: 0.45}
 batching: {max_batch: 4, max_wait_ms: 5}
@@ -66,8 +67,11 @@ class ConfigError(JetkitError):
 
 @dataclass(frozen=True)
 class StreamConfig:
+    """`motion` False: motion gating (the top-level `motion:`) leaves this stream alone."""
+
     uri: str
     id: str | None = None
+    motion: bool = True
 
 
 @dataclass(frozen=True)
@@ -228,14 +232,20 @@ def _config_from_dict(data: object) -> ServiceConfig:
     for k, item in enumerate(raw_streams):
         if isinstance(item, str):
             item = {"uri": item}
-        entry = _mapping(item, f"streams[{k}]", {"uri", "id"})
+        entry = _mapping(item, f"streams[{k}]", {"uri", "id", "motion"})
         if "uri" not in entry:
             raise ConfigError(f"streams[{k}].uri", "required")
         stream_id = entry.get("id")
+        motion = entry.get("motion", True)
+        if not isinstance(motion, bool):
+            raise ConfigError(f"streams[{k}].motion", f"must be true or false, got {_show(motion)}")
+        if "motion" in entry and "motion" not in top:
+            raise ConfigError(f"streams[{k}].motion", "gating needs the top-level motion: settings")
         streams.append(
             StreamConfig(
                 _text(entry["uri"], f"streams[{k}].uri"),
                 None if stream_id is None else _stream_id(stream_id, f"streams[{k}].id"),
+                motion,
             )
         )
     sinks = top.get("sinks", [])

@@ -122,6 +122,11 @@ class Service:
                     max_wait_ms=config.max_wait_ms,
                     analytics=config.analytics,
                     report_conf=report_conf,
+                    ungated_streams=frozenset(
+                        spec.stream_id
+                        for spec, stream in zip(self.specs, config.streams, strict=True)
+                        if not stream.motion
+                    ),
                 ),
                 extra_sinks=[self._health_sink],
                 log=self._log,

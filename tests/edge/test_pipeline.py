@@ -389,3 +389,22 @@ def test_a_track_survives_the_frames_overload_drops(detector):
     for result in sink.results:
         np.testing.assert_allclose(result.detections.xyxy[0],
                                    camera.box_xyxy(result.frame.index), atol=4)  # fmt: skip
+
+
+def test_motion_gating_leaves_an_opted_out_stream_alone_and_a_reload_changes_its_settings(detector):
+    """Two still cameras, the second opted out (the daemon's `streams[k].motion: false`): only
+    the first is gated. New motion settings from a reload take effect from the next frame."""
+    from edge.analytics.bytetrack import TrackerConfig
+    from edge.analytics.motion import MotionConfig
+    from edge.analytics.stream import AnalyticsConfig
+
+    still = [_scene(0)] * 12
+    gated = AnalyticsConfig(TrackerConfig(), motion=MotionConfig(full_every_s=1000.0))
+    config = PipelineConfig(analytics=gated, ungated_streams=frozenset({"b"}))
+    pipeline, summary = _run([("a", FramesSource(still)), ("b", FramesSource(still))], detector,
+                             [SlowSink()], config)  # fmt: skip
+    assert summary["streams"]["a"]["motion"] == {"full": 1, "skip": 11}
+    assert "motion" not in summary["streams"]["b"]
+    assert summary["stages"]["infer"]["frames"] == 13  # a once, b every frame
+    pipeline.set_analytics(AnalyticsConfig(TrackerConfig(), motion=MotionConfig(threshold=50.0)))
+    assert set(pipeline._gates) == {"a"} and pipeline._gates["a"].config.threshold == 50.0

@@ -98,6 +98,10 @@ def test_a_stream_id_that_could_carry_params_or_paths_is_refused(stream_id):
         ({"model": "m.onnx", "streams": ["t://"], "sink": []}, "sink", "unknown key"),
         ({"model": "m.onnx", "streams": ["t://"], "sinks": "jsonl://-"}, "sinks", "list"),
         ({"model": "m.onnx", "streams": ["t://"], "stale_after_s": 0}, "stale_after_s", ">= 0.1"),
+        ({"model": "m.onnx", "streams": [{"uri": "t://", "motion": "no"}], "tracker": {},
+          "motion": {}}, "streams[0].motion", "true or false"),
+        ({"model": "m.onnx", "streams": [{"uri": "t://", "motion": True}], "tracker": {}},
+         "streams[0].motion", "needs the top-level motion"),
     ],
 )  # fmt: skip
 def test_errors_name_the_key_path(data, key, problem):
@@ -106,6 +110,13 @@ def test_errors_name_the_key_path(data, key, problem):
     message = str(error.value)
     assert message.startswith(f"config key '{key}' in jetkit.yaml:"), message
     assert problem in message
+
+
+def test_motion_gating_covers_every_stream_unless_one_opts_out():
+    config = config_from_dict({"model": "m.onnx", "tracker": {}, "motion": {"full_every_s": 2},
+                               "streams": ["test://", {"uri": "csi://0", "motion": False}]})  # fmt: skip
+    assert [s.motion for s in config.streams] == [True, False]
+    assert config.analytics.motion.full_every_s == 2
 
 
 def test_file_errors_name_the_file_and_line(tmp_path):
